@@ -212,9 +212,9 @@ export function adafactorOptimizer(options: AdafactorOptions = {}): GraphOptimiz
 }
 
 /** The shape of a parameter's state tensor `key`, or undefined when the optimizer keeps none for it. */
-export function stateShapeOf(optimizer: GraphOptimizer, key: string, param: { shape: readonly (number | string)[] }): readonly number[] | undefined {
+export function stateShapeOf(optimizer: GraphOptimizer, key: string, param: { name?: string; shape: readonly (number | string)[] }): readonly number[] | undefined {
   if (!param.shape.every((d): d is number => typeof d === 'number')) throw new GraphError(`optimizer state needs a parameter of static shape`);
-  return optimizer.stateShape ? optimizer.stateShape(key, param.shape) : param.shape;
+  return optimizer.stateShape ? optimizer.stateShape(key, param.shape, param.name) : param.shape;
 }
 
 function graphOptimizer(spec: OptimizerSpec | GraphOptimizer): GraphOptimizer {

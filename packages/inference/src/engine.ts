@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { TunekitError, type ChatMessage, type Template } from '@tunekit/kernel';
-import { CausalLM, createRng, isPissaInit, type LoraAdapter, type Rng } from '@tunekit/models';
+import { CausalLM, createRng, isPissaInit, quantize, type LoraAdapter, type Rng } from '@tunekit/models';
 import { HfTokenizer } from '@tunekit/tokenizer';
 import { loadAdapters, withAdapters, type AdapterMode, type AdapterOptions } from './adapters';
 import { BeamHypotheses } from './beam-search';
@@ -46,6 +46,12 @@ export interface EngineOptions extends DecoderOptions {
   readonly tokenizerDir?: string;
   /** `InferenceBackend.sessionOptions()` of the selected backend (execution providers, threads). */
   readonly backendOptions?: Readonly<Record<string, unknown>>;
+  /**
+   * A quantized base (LLaMA-Factory's quantization_bit): the decoder layers' linear weights are stored blockwise
+   * quantized and dequantized in the graph, as in QLoRA training. Adapters then stay separate (they cannot be merged
+   * into quantized weights), and only one is accepted, as LLaMA-Factory accepts one.
+   */
+  readonly quantization?: { readonly bits: 4 | 8; readonly type?: 'nf4' | 'fp4'; readonly blockSize?: number };
   readonly log?: (line: string) => void;
 }
 
@@ -105,6 +111,11 @@ export class GenerationEngine {
   /** Loads a model folder (and its tokenizer and adapters) and opens the decoder session. */
   static async load(options: EngineOptions): Promise<GenerationEngine> {
     const model = CausalLM.load(options.modelDir, { log: options.log });
+    const quantization = options.quantization;
+    if (quantization && (options.adapters?.length ?? 0) > 1) {
+      throw new TunekitError(`adapter_name_or_path: a quantized base (quantization_bit ${quantization.bits}) takes a single adapter, as in LLaMA-Factory; merge the adapters first with tunekit export, or remove quantization_bit.`);
+    }
+    if (quantization) quantize(model, { bits: quantization.bits, type: quantization.type ?? 'nf4', blockSize: quantization.blockSize ?? 64, log: options.log });
     const adapters = loadAdapters(model, options.adapters ?? []);
     const tokenizerDir = options.tokenizerDir ?? (fs.existsSync(path.join(options.modelDir, 'tokenizer.json')) ? options.modelDir : undefined);
     const tokenizer = tokenizerDir ? HfTokenizer.fromFolder(tokenizerDir, { log: options.log }) : undefined;
@@ -115,6 +126,7 @@ export class GenerationEngine {
         model,
         {
           ...options,
+          adapterMode: quantization ? 'separate' : options.adapterMode,
           backend: options.backendOptions ?? options.backend,
           adapters,
           adapterOptions: { workDir, seed: options.seed, log: options.log },

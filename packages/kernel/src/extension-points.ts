@@ -90,16 +90,64 @@ export interface OptimizerUpdate<TTensor = unknown> {
   readonly weightDecay: number;
 }
 
+/** A trainable tensor as an optimizer's host-side hooks see it. */
+export interface OptimizerParameter {
+  readonly name: string;
+  readonly shape: readonly number[];
+}
+
+/** What `Optimizer.beforeStep` gets: the step about to run, its gradients, and the state it may replace. */
+export interface OptimizerStepContext {
+  /** 1-based number of the optimizer step about to run (counted from the start of the run). */
+  readonly step: number;
+  readonly parameters: readonly OptimizerParameter[];
+  /** The step's accumulated gradients by parameter name, before clipping. */
+  readonly grads: ReadonlyMap<string, Float32Array>;
+  /** The optimizer state by `<parameter>.<state name>`; the hook may replace entries (same shapes). */
+  readonly state: Map<string, Float32Array>;
+}
+
+/** Block-coordinate training (BAdam): the parameters that train during a step and hold optimizer state. */
+export interface ParameterBlock {
+  /** What logs call the block, e.g. `model.layers.3.`. */
+  readonly label: string;
+  /** The parameters that train (a subset of those the tuner made trainable). */
+  readonly names: readonly string[];
+  /** The first optimizer step (1-based) of this activation; the block's optimizer state and step count start there. */
+  readonly since: number;
+}
+
 export interface Optimizer<TGraph = unknown, TTensor = unknown> {
   /** Names of the per-parameter state tensors, as torch names them in its state dict (exp_avg, exp_avg_sq, ...). */
   readonly stateNames: readonly string[];
   /**
    * The shape of one state tensor of a parameter, or undefined when the parameter keeps no such state (Adafactor keeps
-   * row and column statistics for matrices, a full tensor for vectors). Default: every state has the parameter's shape.
+   * row and column statistics for matrices, a full tensor for vectors; GaLore low-rank moments for the matrices it
+   * projects). Default: every state has the parameter's shape.
    */
-  stateShape?(name: string, parameterShape: readonly number[]): readonly number[] | undefined;
+  stateShape?(name: string, parameterShape: readonly number[], parameterName?: string): readonly number[] | undefined;
   /** Appends the update of one parameter to `graph`; returns the new parameter and state. */
   update(graph: TGraph, update: OptimizerUpdate<TTensor>): { param: TTensor; state: TTensor[] };
+  /**
+   * False when the optimizer steps each parameter as soon as its gradient is ready (LLaMA-Factory's layer-wise GaLore),
+   * so no global gradient norm exists and max_grad_norm does not apply. Default true.
+   */
+  readonly gradientClipping?: boolean;
+  /**
+   * Host-side work before each update, given the step's gradients: GaLore recomputes its projections from their SVD
+   * every update interval. Runs before the update graph; state it replaces is what the graph reads.
+   */
+  beforeStep?(context: OptimizerStepContext): void | Promise<void>;
+  /**
+   * Block-coordinate optimizers: the block that trains during `step` (1-based), chosen among the parameters the tuner
+   * made trainable. The trainer freezes the others (their last values become base weights), rebuilds its programs when
+   * the block changes, and starts the new block's state and step count from zero at `since`.
+   */
+  activeBlock?(step: number, trainable: readonly OptimizerParameter[]): ParameterBlock;
+  /** A line for the log when a block becomes active (BAdam's badam_verbose), or undefined for none. */
+  describeBlock?(block: ParameterBlock): string | undefined;
+  /** Frees what the host-side hooks opened (GaLore's SVD sessions); the trainer calls it when training ends. */
+  release?(): Promise<void>;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -295,6 +343,27 @@ export interface TrainingCallback {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Reward function: `reward_funcs: [accuracy, format]` (online RL, ms-swift's names). Scores sampled completions by
+// rules or by calling out; the stage sums them with `reward_weights`.
+
+/** What a reward function sees of a batch of sampled completions; every array has one entry per completion. */
+export interface RewardInput {
+  /** The completions as text (special tokens skipped). */
+  readonly completions: readonly string[];
+  /** The prompt each completion answers, as text (the chat template applied). */
+  readonly prompts: readonly string[];
+  /** The dataset's reference answer of the prompt (its response column), when the dataset has one. */
+  readonly solutions: readonly (string | undefined)[];
+  /** The completions' token ids (the ending eos included when one ended it). */
+  readonly completionIds: readonly (readonly number[])[];
+}
+
+export interface RewardFunction {
+  /** One reward per completion; NaN means "not scored": left out of this function's mean and counted as 0 in the sum. */
+  score(input: RewardInput): readonly number[] | Promise<readonly number[]>;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 
 export const STAGE = point<Stage>('stage', 'training stage');
 export const TUNER = point<Tuner>('tuner', 'tuner');
@@ -305,6 +374,7 @@ export const TEMPLATE = point<Template>('template', 'chat template');
 export const DATA_MIXER = point<DataMixer>('data-mixer', 'data mixer');
 export const INFERENCE_BACKEND = point<InferenceBackend>('backend', 'inference backend');
 export const TRAINING_CALLBACK = point<TrainingCallback>('callback', 'training callback');
+export const REWARD_FUNCTION = point<RewardFunction>('reward-function', 'reward function');
 
 /** Every extension point the kernel defines, in the order `tunekit plugins` lists them. */
 export const EXTENSION_POINTS: readonly ExtensionPoint<unknown>[] = [
@@ -317,4 +387,5 @@ export const EXTENSION_POINTS: readonly ExtensionPoint<unknown>[] = [
   DATA_MIXER,
   INFERENCE_BACKEND,
   TRAINING_CALLBACK,
+  REWARD_FUNCTION,
 ];

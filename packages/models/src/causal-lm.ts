@@ -3,7 +3,7 @@ import { TunekitError, type ParameterInfo, type TunableModel } from '@tunekit/ke
 import { LinearSpec, ModelConfig, ParameterSpec, linearSpecs, parameterSpecs, readModelConfig } from './config';
 import { applyRope, ropeCosSin } from './rope';
 import type { QuantizedWeights } from './quantize';
-import { LoadWeightsOptions, OverlayWeights, SafetensorsWeights, WeightSource } from './weights';
+import { LoadWeightsOptions, MemoryWeights, OverlayWeights, SafetensorsWeights, WeightSource } from './weights';
 
 /** The token inputs of a causal-LM forward pass, all int64 [batch, seq]. */
 export interface CausalLMInputs {
@@ -179,6 +179,8 @@ export class CausalLM implements TunableModel<LinearWrapper> {
   private readonly built = new WeakMap<Graph, GraphParameters>();
   private currentWeights: WeightSource;
   private quantized: QuantizedWeights | undefined;
+  /** Tensors replaced by `setWeights`, read through an overlay over the loaded weights. */
+  private updated: Map<string, { shape: readonly number[]; data: Float32Array }> | undefined;
 
   constructor(
     readonly config: ModelConfig,
@@ -244,6 +246,26 @@ export class CausalLM implements TunableModel<LinearWrapper> {
     if (problems.length) throw new TunekitError(`${this.source}: cannot quantize the base:\n  - ${problems.join('\n  - ')}`);
     this.quantized = q;
     this.currentWeights = new OverlayWeights(this.currentWeights, q);
+  }
+
+  /**
+   * Replaces base tensors by values trained outside a graph (the blocks BAdam stops training): graphs built afterwards
+   * embed these values, and `weights` reads them. Names and lengths must match the model's parameters.
+   */
+  setWeights(values: ReadonlyMap<string, Float32Array>): void {
+    const problems: string[] = [];
+    for (const [name, data] of values) {
+      const spec = this.specByName.get(name);
+      if (!spec) problems.push(`'${name}' is not a parameter of the model`);
+      else if (data.length !== spec.shape.reduce((a, b) => a * b, 1)) problems.push(`'${name}' has ${data.length} values, expected shape [${spec.shape.join(', ')}]`);
+      else if (this.quantized?.has(name)) problems.push(`'${name}' is quantized and frozen`);
+    }
+    if (problems.length) throw new TunekitError(`${this.source}: cannot set base weights:\n  - ${problems.join('\n  - ')}`);
+    if (!this.updated) {
+      this.updated = new Map();
+      this.currentWeights = new OverlayWeights(this.currentWeights, new MemoryWeights(this.updated));
+    }
+    for (const [name, data] of values) this.updated.set(name, { shape: this.specByName.get(name)!.shape, data });
   }
 
   /** The quantized base tensors, if `useQuantizedWeights` was called. */

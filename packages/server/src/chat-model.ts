@@ -51,6 +51,8 @@ export class ChatModel {
       adapters,
       backendOptions: backend.sessionOptions(),
       seed: typeof config.seed === 'number' ? config.seed : undefined,
+      // quantization_bit (@tunekit/plugin-quantization): the base is quantized as in QLoRA training.
+      quantization: config.quantization_bit === 4 || config.quantization_bit === 8 ? { bits: config.quantization_bit, type: config.quantization_type === 'fp4' ? 'fp4' : 'nf4' } : undefined,
       log,
     });
     const tokenizer = engine.tokenizer;

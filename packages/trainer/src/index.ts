@@ -23,6 +23,7 @@ export {
   CausalLmRecipe,
   loadEncoder,
   loadModel,
+  optimizerId,
   prepareTrainingData,
   resolveTemplate,
   setUpModel,

@@ -5,8 +5,8 @@ import { PREFERENCE_DEFAULTS } from './defaults';
 const REFERENCE_FREE = REFERENCE_FREE_LOSSES;
 /** Losses a stage other than dpo selects; never a pref_loss value. */
 const STAGE_LOSSES: Readonly<Record<string, string>> = { kto: 'kto', pairwise: 'rm' };
-/** Stages that load a reference model (LLaMA-Factory: dpo unless reference-free, kto, ppo). */
-const REFERENCE_STAGES = ['dpo', 'kto', 'ppo'];
+/** Stages that load a reference model (LLaMA-Factory: dpo unless reference-free, kto, ppo; grpo unless beta is 0). */
+const REFERENCE_STAGES = ['dpo', 'kto', 'ppo', 'grpo'];
 
 function readNumber(value: unknown): unknown {
   if (typeof value !== 'string') return value;
@@ -63,6 +63,8 @@ export function preferenceLossId(config: ResolvedConfig): string | undefined {
 export function usesReferenceModel(config: ResolvedConfig): boolean {
   const stage = config.stage as string | undefined;
   if (stage === 'dpo') return !REFERENCE_FREE.includes((config.pref_loss as string | undefined) ?? PREFERENCE_DEFAULTS.pref_loss);
+  // grpo (@tunekit/plugin-rl) reads the reference only for its KL term, beta (ms-swift's default 0.04).
+  if (stage === 'grpo') return config.beta !== 0;
   return stage === 'kto' || stage === 'ppo';
 }
 
@@ -118,7 +120,9 @@ export function checkPreferenceOptions(config: ResolvedConfig, report: (issue: C
     const why =
       isDpo
         ? `pref_loss '${loss}' is reference-free (${REFERENCE_FREE.join(' and ')} use no reference model)`
-        : `stage ${show(stage)} uses no reference model (only ${REFERENCE_STAGES.join(', ')} do)`;
+        : stage === 'grpo'
+          ? 'beta is 0, so stage grpo has no KL term and loads no reference model'
+          : `stage ${show(stage)} uses no reference model (only ${REFERENCE_STAGES.join(', ')} do)`;
     report({ key, message: `${key} is set but ${why}. Remove ${key}.` });
   }
   if (usesReference && config.ref_model === undefined) {

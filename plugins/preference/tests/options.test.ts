@@ -119,7 +119,9 @@ describe('the cross-key checks', () => {
       expect(issue.key).toBe('ref_model');
       expect(issue.message).toContain(`pref_loss '${pref_loss}' is reference-free`);
     }
-    expect(issuesOf({ stage: 'sft', ref_model: 'base' })[0].message).toContain('stage "sft" uses no reference model (only dpo, kto, ppo do)');
+    expect(issuesOf({ stage: 'sft', ref_model: 'base' })[0].message).toContain('stage "sft" uses no reference model (only dpo, kto, ppo, grpo do)');
+    expect(issuesOf({ stage: 'grpo', ref_model: 'base' })).toEqual([]);
+    expect(issuesOf({ stage: 'grpo', beta: 0, ref_model: 'base' })[0].message).toBe('ref_model is set but beta is 0, so stage grpo has no KL term and loads no reference model. Remove ref_model.');
     expect(issuesOf({ stage: 'kto', ref_model: 'base', ref_model_adapters: 'lora' })).toEqual([]);
     expect(issuesOf({ stage: 'dpo', ref_model_adapters: 'lora' })[0].message).toContain('ref_model_adapters is set but ref_model is not');
     expect(keysOf({ stage: 'dpo', ref_model: 'base', ref_model_quantization_bit: 4 })).toEqual(['ref_model_quantization_bit']);

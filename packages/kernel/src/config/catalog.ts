@@ -1,4 +1,4 @@
-import { DATA_MIXER, INFERENCE_BACKEND, LOSS, LR_SCHEDULER, OPTIMIZER, STAGE, TEMPLATE, TUNER } from '../extension-points';
+import { DATA_MIXER, INFERENCE_BACKEND, LOSS, LR_SCHEDULER, OPTIMIZER, REWARD_FUNCTION, STAGE, TEMPLATE, TUNER } from '../extension-points';
 
 /**
  * A first-party plugin the kernel knows about whether or not it is installed, so that a key or id it owns gets the
@@ -62,7 +62,7 @@ export const KNOWN_PLUGINS: readonly KnownPlugin[] = [
     package: '@tunekit/plugin-galore',
     description: 'GaLore: gradient low-rank projection for memory-light full-parameter training.',
     keys: ['use_galore', 'galore_target', 'galore_rank', 'galore_update_interval', 'galore_scale', 'galore_proj_type', 'galore_layerwise'],
-    contributions: {},
+    contributions: { [OPTIMIZER.name]: ['galore'] },
   },
   {
     package: '@tunekit/plugin-badam',
@@ -77,7 +77,7 @@ export const KNOWN_PLUGINS: readonly KnownPlugin[] = [
       'badam_mask_mode',
       'badam_verbose',
     ],
-    contributions: {},
+    contributions: { [OPTIMIZER.name]: ['badam'] },
   },
   {
     package: '@tunekit/plugin-preference',
@@ -102,8 +102,8 @@ export const KNOWN_PLUGINS: readonly KnownPlugin[] = [
     },
   },
   {
-    package: '@tunekit/plugin-ppo',
-    description: 'PPO training against a reward model.',
+    package: '@tunekit/plugin-rl',
+    description: 'Online reinforcement learning: PPO against a reward model (stage ppo) and GRPO with reward functions (stage grpo).',
     keys: [
       'ppo_buffer_size',
       'ppo_epochs',
@@ -114,14 +114,37 @@ export const KNOWN_PLUGINS: readonly KnownPlugin[] = [
       'reward_model_adapters',
       'reward_model_quantization_bit',
       'reward_model_type',
+      'reward_api_timeout',
+      'kl_coef',
+      'cliprange',
+      'cliprange_value',
+      'vf_coef',
+      'gamma',
+      'lam',
+      'rlhf_type',
+      'num_generations',
+      'max_completion_length',
+      'num_iterations',
+      'epsilon',
+      'epsilon_high',
+      'beta',
+      'loss_type',
+      'reward_funcs',
+      'reward_weights',
+      'cosine_min_len_value_wrong',
+      'cosine_max_len_value_wrong',
+      'cosine_min_len_value_correct',
+      'cosine_max_len_value_correct',
+      'cosine_max_len',
+      'repetition_n_grams',
+      'repetition_max_penalty',
+      'soft_max_length',
+      'soft_cache_length',
     ],
-    contributions: { [STAGE.name]: ['ppo'] },
-  },
-  {
-    package: '@tunekit/plugin-grpo',
-    description: 'GRPO: group-relative policy optimisation with reward functions.',
-    keys: ['num_generations', 'epsilon', 'beta', 'reward_funcs', 'reward_weights'],
-    contributions: { [STAGE.name]: ['grpo'] },
+    contributions: {
+      [STAGE.name]: ['ppo', 'grpo'],
+      [REWARD_FUNCTION.name]: ['accuracy', 'format', 'cosine', 'repetition', 'soft_overlong'],
+    },
   },
   {
     package: '@tunekit/plugin-templates',

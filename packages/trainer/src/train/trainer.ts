@@ -2,18 +2,19 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Batch } from '@tunekit/data';
 import type { GraphOptimizer, SessionOptions } from '@tunekit/graph';
-import { TunekitError, type LrSchedulerFactory, type TrainingCallback, type TrainingState, type Tuner } from '@tunekit/kernel';
+import { TunekitError, type LrSchedulerFactory, type ParameterBlock, type TrainingCallback, type TrainingState, type Tuner } from '@tunekit/kernel';
 import { dropoutSeed, isNoDecayParameter, type CausalLM } from '@tunekit/models';
 import { beginCheckpoint, rotateCheckpoints } from '../outputs/checkpoints';
 import { saveMetrics, speedMetrics, type Metrics } from '../outputs/metrics';
 import { prepareOutputDir } from '../outputs/output-dir';
 import { plotLoss } from '../outputs/plot';
 import { ProgressReporter, type ProgressStream } from '../outputs/progress';
-import { RunLog } from '../outputs/run-log';
+import { readTrainerState, RunLog, TRAINER_STATE_NAME } from '../outputs/run-log';
 import { stepsOf, totalOptimizerSteps, type TrainingArguments } from './args';
 import { causalLmObjective, meanMetrics, type TrainingObjective } from './objective';
 import { EvalProgram, GradProgram, UpdateProgram, type ParameterGroupSpec } from './programs';
 import { BatchSampler } from './sampler';
+import { BlockTraining } from './blocks';
 import { OPTIMIZER_STATE_FILE, readCheckpointWeights, readTensorsFrom, saveOptimizerState, saveTrainedModel } from './weights-io';
 
 /** What training a tokenized example needs: its ids (its length orders group_by_length). */
@@ -128,17 +129,23 @@ export class Trainer<E extends object> {
     const schedule = options.optimizers.scheduler.create({ totalSteps: maxSteps, warmupSteps, baseLr: args.learningRate, kwargs: options.optimizers.schedulerKwargs ?? {} });
     const lrAt = (step: number) => args.learningRate * schedule.multiplier(step);
 
-    const session = options.sessionOptions ?? {};
-    const gradProgram = await GradProgram.create(options.model, this.objective, { session, neftuneAlpha: args.neftuneNoiseAlpha });
-    const names = gradProgram.parameters.map((p) => p.name);
-    this.shapes = new Map(gradProgram.parameters.map((p) => [p.name, p.shape]));
-    const updateProgram = await UpdateProgram.create(gradProgram.parameters, options.optimizers.optimizer, this.parameterGroups(names), { maxGradNorm: args.maxGradNorm, session });
-    this.stateShapes = updateProgram.stateShapes;
+    const optimizer = options.optimizers.optimizer;
+    const blocks = optimizer.activeBlock ? new BlockTraining(options.model, options.tuner, optimizer) : undefined;
+    let blockAtResume: ParameterBlock | undefined;
+    if (blocks && prepared.resumeFrom) {
+      // Blocks trained before the checkpoint live in its model weights, not in any program's trainable values.
+      blocks.loadBase(prepared.resumeFrom);
+    }
+    const initialStep = prepared.resumeFrom ? readTrainerState(path.join(prepared.resumeFrom, TRAINER_STATE_NAME)).global_step : 0;
+    if (blocks) blockAtResume = blocks.activate(initialStep + 1, this.log);
+    let { gradProgram, updateProgram } = await this.buildPrograms();
+    let names = gradProgram.parameters.map((p) => p.name);
     const size = (p: { shape: readonly number[] }) => p.shape.reduce((a, b) => a * b, 1);
-    const trainable = gradProgram.parameters.reduce((sum, p) => sum + size(p), 0);
+    const trainable = (blocks?.trainableSize ?? 0) || gradProgram.parameters.reduce((sum, p) => sum + size(p), 0);
     const objectiveOwn = gradProgram.parameters.filter((p) => gradProgram.objectiveParameters.includes(p.name)).reduce((sum, p) => sum + size(p), 0);
     const total = options.model.parameters().reduce((sum, p) => sum + size(p), 0) + (options.tuner.addsAdapters ? trainable - objectiveOwn : 0) + objectiveOwn;
     this.log(`trainable params: ${trainable.toLocaleString('en-US')} || all params: ${total.toLocaleString('en-US')} || trainable%: ${((100 * trainable) / total).toFixed(4)}`);
+    this.logStateSize();
 
     const logOptions = {
       outputDir: args.outputDir,
@@ -156,7 +163,8 @@ export class Trainer<E extends object> {
       runLog = RunLog.resume(prepared.resumeFrom, logOptions);
       globalStep = runLog.state.global_step;
       this.values = readCheckpointWeights(prepared.resumeFrom, names);
-      this.optimizerState = this.readOptimizerState(prepared.resumeFrom, updateProgram);
+      // A block that becomes active right at the resumed step starts with fresh state, as it would have.
+      this.optimizerState = blockAtResume?.since === globalStep + 1 ? updateProgram.initialState() : this.readOptimizerState(prepared.resumeFrom, updateProgram);
       this.log(`Resuming from ${prepared.resumeFrom} at step ${globalStep}.`);
     } else {
       runLog = new RunLog(logOptions);
@@ -189,6 +197,20 @@ export class Trainer<E extends object> {
 
     while (globalStep < maxSteps) {
       if (options.stopAfterSteps !== undefined && stepsThisSession >= options.stopAfterSteps) break;
+      if (blocks?.changesAt(globalStep + 1)) {
+        // BAdam: the finished block's values become base weights; the next block trains from zero state.
+        blocks.retire(this.values);
+        blocks.activate(globalStep + 1, this.log);
+        await gradProgram.release();
+        await updateProgram.release();
+        await this.evalProgram?.release();
+        this.evalProgram = undefined;
+        const kept = new Map([...this.values].filter(([name]) => gradProgram.objectiveParameters.includes(name)));
+        ({ gradProgram, updateProgram } = await this.buildPrograms());
+        names = gradProgram.parameters.map((p) => p.name);
+        this.values = new Map(names.map((name) => [name, kept.get(name) ?? gradProgram.initial(name)]));
+        this.optimizerState = updateProgram.initialState();
+      }
       const epoch = Math.floor(globalStep / updatesPerEpoch);
       const inEpoch = globalStep % updatesPerEpoch;
       if (!epochBatches || epochBatches.epoch !== epoch) epochBatches = { epoch, batches: sampler.epoch(epoch) };
@@ -214,7 +236,10 @@ export class Trainer<E extends object> {
         tokensSeen += real;
         sessionTokens += real;
       }
-      const update = await updateProgram.run(this.values, accumulated, this.optimizerState, lrAt(globalStep), globalStep + 1);
+      await optimizer.beforeStep?.({ step: globalStep + 1, parameters: gradProgram.parameters, grads: accumulated, state: this.optimizerState });
+      // A block optimizer's state (and Adam's bias correction) counts from the step its block became active.
+      const optimizerStep = globalStep + 1 - (blocks?.current?.since ?? 1) + 1;
+      const update = await updateProgram.run(this.values, accumulated, this.optimizerState, lrAt(globalStep), optimizerStep);
       this.values = update.values;
       this.optimizerState = update.state;
       globalStep += 1;
@@ -272,6 +297,7 @@ export class Trainer<E extends object> {
       const best = runLog.state.best_model_checkpoint;
       if (args.loadBestModelAtEnd && best && fs.existsSync(best)) {
         // load_best_model_at_end: the saved model is the best checkpoint's, not the last step's.
+        blocks?.loadBase(best);
         this.values = readCheckpointWeights(best, [...this.values.keys()]);
         this.log(`Loading best model from ${best} (${args.metricForBestModel ?? 'loss'}: ${runLog.state.best_metric}).`);
       }
@@ -287,9 +313,31 @@ export class Trainer<E extends object> {
     }
     await gradProgram.release();
     await updateProgram.release();
+    await optimizer.release?.();
     await this.evalProgram?.release();
     this.evalProgram = undefined;
     return { globalStep, trainingLoss: finished ? metrics.train_loss : lastLoss, metrics };
+  }
+
+  /** The gradient and update programs for the model's trainable tensors as they are now. */
+  private async buildPrograms(): Promise<{ gradProgram: GradProgram; updateProgram: UpdateProgram }> {
+    const { options, args } = this;
+    const session = options.sessionOptions ?? {};
+    const gradProgram = await GradProgram.create(options.model, this.objective, { session, neftuneAlpha: args.neftuneNoiseAlpha });
+    const names = gradProgram.parameters.map((p) => p.name);
+    this.shapes = new Map(gradProgram.parameters.map((p) => [p.name, p.shape]));
+    const optimizer = options.optimizers.optimizer;
+    const maxGradNorm = optimizer.gradientClipping === false ? 0 : args.maxGradNorm;
+    const updateProgram = await UpdateProgram.create(gradProgram.parameters, optimizer, this.parameterGroups(names), { maxGradNorm, session });
+    this.stateShapes = updateProgram.stateShapes;
+    return { gradProgram, updateProgram };
+  }
+
+  /** How much optimizer state the run keeps (what GaLore and BAdam save against AdamW). */
+  private logStateSize(): void {
+    let values = 0;
+    for (const shape of this.stateShapes.values()) values += shape.reduce((a, b) => a * b, 1);
+    this.log(`optimizer state: ${this.stateShapes.size} tensors, ${((values * 4) / 2 ** 20).toFixed(2)} MiB`);
   }
 
   /**
