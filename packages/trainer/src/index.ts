@@ -18,6 +18,7 @@ export { EvalProgram, GradProgram, neftuneNoise, UpdateProgram, type ParameterGr
 export { causalLmObjective, meanMetrics, type Feeds, type ObjectiveGraph, type TrainingObjective } from './train/objective';
 export { countedTokens, int64, modelFeeds } from './train/feeds';
 export { Trainer, type TrainerOptions, type TrainOutput, type TrainExample } from './train/trainer';
+export { parameterGroups, TrainingRun, type RunSetup, type TrainingRunOptions, type UpdateOutcome } from './train/run';
 export { readCheckpointWeights, saveTrainedModel, writeSafetensorsAtomic } from './train/weights-io';
 export {
   CausalLmRecipe,
