@@ -59,7 +59,7 @@ export class GradProgram {
     const trainable = trainableOf(g, model, built);
     const grads = grad(g.Mul(lossSum, scale), trainable.map((p) => p.tensor));
     trainable.forEach((p, i) => g.output(grads[i], `grad.${p.name}`));
-    const session = await Session.create(g, options.session);
+    const session = await Session.create(g, { weightsInPlace: true, ...options.session });
     return new GradProgram(
       session,
       objective,
@@ -241,7 +241,7 @@ export class EvalProgram {
       g.output(g.ReduceSum(hits, [1], false), 'row_correct');
       g.output(g.ReduceSum(counted, [1], false), 'row_counted');
     }
-    const session = await Session.create(g, options.session);
+    const session = await Session.create(g, { weightsInPlace: true, ...options.session });
     return new EvalProgram(session, objective, trainableOf(g, model, built), Object.keys(metrics), accuracy);
   }
 
