@@ -29,7 +29,7 @@ export {
   linear,
 } from './nn';
 export type { CrossEntropyOptions } from './nn';
-export { adamwUpdate, adamUpdate, sgdUpdate, clipGradNorm, applyOptimizer, adamOptimizer, sgdOptimizer, adafactorOptimizer, stateShapeOf } from './optim';
+export { adamwUpdate, adamUpdate, sgdUpdate, clipGradNorm, clipCoefficient, applyOptimizer, adamOptimizer, sgdOptimizer, adafactorOptimizer, stateShapeOf } from './optim';
 export type {
   Scalar,
   AdamHyper,

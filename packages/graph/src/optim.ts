@@ -108,6 +108,13 @@ export function sgdUpdate(g: Graph, s: SgdState, h: SgdHyper): SgdState {
  * min(1, maxNorm / (total + 1e-6)). The norm is accumulated in float32 (float64 if any grad is float64).
  */
 export function clipGradNorm(grads: readonly Tensor[], maxNorm: Scalar): { grads: Tensor[]; totalNorm: Tensor } {
+  const { scale, totalNorm } = clipCoefficient(grads, maxNorm);
+  const g = grads[0].graph;
+  return { grads: grads.map((t) => g.Mul(t, t.dtype === scale.dtype ? scale : g.Cast(scale, t.dtype))), totalNorm };
+}
+
+/** The global gradient norm and clip_grad_norm_'s coefficient min(1, maxNorm / (total + 1e-6)), as `clipGradNorm`. */
+export function clipCoefficient(grads: readonly Tensor[], maxNorm: Scalar): { scale: Tensor; totalNorm: Tensor } {
   if (grads.length === 0) throw new GraphError('clipGradNorm: no gradients');
   const g = grads[0].graph;
   const acc: DType = grads.some((t) => t.dtype === 'float64') ? 'float64' : 'float32';
@@ -117,7 +124,7 @@ export function clipGradNorm(grads: readonly Tensor[], maxNorm: Scalar): { grads
   });
   const totalNorm = g.Sqrt(sums.reduce((p, q) => g.Add(p, q)));
   const scale = g.Min(g.Div(scalarAs(g, maxNorm, acc), g.Add(totalNorm, 1e-6)), 1);
-  return { grads: grads.map((t) => g.Mul(t, t.dtype === acc ? scale : g.Cast(scale, t.dtype))), totalNorm };
+  return { scale, totalNorm };
 }
 
 // ------------------------------------------------------------------------------------------ a whole training update

@@ -1,5 +1,5 @@
 import type { Batch } from '@tunekit/data';
-import { applyOptimizer, grad, Graph, Session, stateShapeOf, type GraphOptimizer, type HostTensor, type SessionOptions, type Tensor } from '@tunekit/graph';
+import { applyOptimizer, clipCoefficient, grad, Graph, Session, stateShapeOf, type GraphOptimizer, type HostTensor, type SessionOptions, type Tensor } from '@tunekit/graph';
 import { TunekitError } from '@tunekit/kernel';
 import { createRng, shiftLabels, type CausalLM, type TrainableParameter } from '@tunekit/models';
 import type { ObjectiveGraph, TrainingObjective } from './objective';
@@ -125,11 +125,48 @@ export interface UpdateResult {
   readonly gradNorm?: number;
 }
 
-/** The optimizer step: optional global-norm clipping, then the optimizer's update per parameter group. */
+/** Parameters per update session: each chunk's new values and state leave the runtime before the next runs. */
+export const UPDATE_CHUNK_FLOATS = 32 * 2 ** 20;
+
+/** One update session: a run of parameters (in order) with their groups' learning-rate inputs. */
+interface UpdateChunk {
+  readonly session: Session;
+  readonly parameters: readonly ParameterSlot[];
+  /** For each `lr.<i>` input of the chunk, the index of its group in `UpdateProgram.groups`. */
+  readonly groupIndices: readonly number[];
+  readonly stateKeys: readonly string[];
+}
+
+/** Parameters in order, cut into runs of at most `limit` values (a larger tensor gets a run of its own). */
+function chunksOf(parameters: readonly ParameterSlot[], limit: number): ParameterSlot[][] {
+  const chunks: ParameterSlot[][] = [];
+  let current: ParameterSlot[] = [];
+  let size = 0;
+  for (const p of parameters) {
+    const n = p.shape.reduce((a, b) => a * b, 1);
+    if (current.length && size + n > limit) {
+      chunks.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(p);
+    size += n;
+  }
+  if (current.length) chunks.push(current);
+  return chunks;
+}
+
+/**
+ * The optimizer step: optional global-norm clipping, then the optimizer's update per parameter group. Parameters are
+ * updated in chunks of at most UPDATE_CHUNK_FLOATS values, one session each, so that only one chunk's new values and
+ * state are in the runtime at a time (full fine-tuning of SmolLM-135M: 4 chunks). With several chunks and
+ * max_grad_norm, a first session computes torch's clip coefficient over every gradient (the same graph as in one
+ * session) and each chunk scales its gradients by it.
+ */
 export class UpdateProgram {
   private constructor(
-    private readonly session: Session,
-    private readonly parameters: readonly ParameterSlot[],
+    private readonly chunks: readonly UpdateChunk[],
+    private readonly norm: Session | undefined,
     /** `<parameter>.<state>` → shape, for every state tensor the optimizer keeps. */
     readonly stateShapes: ReadonlyMap<string, readonly number[]>,
     readonly groups: readonly ParameterGroupSpec[],
@@ -140,24 +177,43 @@ export class UpdateProgram {
     parameters: readonly ParameterSlot[],
     optimizer: GraphOptimizer,
     groups: readonly ParameterGroupSpec[],
-    options: { maxGradNorm: number; session: SessionOptions },
+    options: { maxGradNorm: number; session: SessionOptions; chunkFloats?: number },
   ): Promise<UpdateProgram> {
-    const g = new Graph('train-update');
-    const tensors = new Map<string, Tensor>();
-    const grads = new Map<Tensor, Tensor>();
-    for (const p of parameters) {
-      const t = g.input(p.name, 'float32', [...p.shape]);
-      tensors.set(p.name, t);
-      grads.set(t, g.input(`grad.${p.name}`, 'float32', [...p.shape]));
-    }
     const clips = options.maxGradNorm > 0;
-    applyOptimizer(g, {
-      optimizer,
-      groups: groups.map((group) => ({ params: group.names.map((name) => tensors.get(name)!), weightDecay: group.weightDecay })),
-      grads,
-      maxGradNorm: clips ? options.maxGradNorm : undefined,
-    });
-    const session = await Session.create(g, options.session);
+    const parts = chunksOf(parameters, options.chunkFloats ?? UPDATE_CHUNK_FLOATS);
+    const chunked = parts.length > 1;
+    const groupOf = new Map<string, number>();
+    groups.forEach((group, i) => group.names.forEach((name) => groupOf.set(name, i)));
+    const chunks: UpdateChunk[] = [];
+    for (const part of parts) {
+      const g = new Graph('train-update');
+      const tensors = new Map<string, Tensor>();
+      const grads = new Map<Tensor, Tensor>();
+      const scale = chunked && clips ? g.input('clip_scale', 'float32', []) : undefined;
+      for (const p of part) {
+        const t = g.input(p.name, 'float32', [...p.shape]);
+        tensors.set(p.name, t);
+        const gradient = g.input(`grad.${p.name}`, 'float32', [...p.shape]);
+        grads.set(t, scale ? g.Mul(gradient, scale) : gradient);
+      }
+      const groupIndices = [...new Set(part.map((p) => groupOf.get(p.name)!))].sort((a, b) => a - b);
+      applyOptimizer(g, {
+        optimizer,
+        groups: groupIndices.map((i) => ({ params: groups[i].names.filter((name) => tensors.has(name)).map((name) => tensors.get(name)!), weightDecay: groups[i].weightDecay })),
+        grads,
+        maxGradNorm: clips && !chunked ? options.maxGradNorm : undefined,
+      });
+      const stateKeys = part.flatMap((p) => optimizer.stateNames.filter((key) => stateShapeOf(optimizer, key, p)).map((key) => `${p.name}.${key}`));
+      chunks.push({ session: await Session.create(g, options.session), parameters: part, groupIndices, stateKeys });
+    }
+    let norm: Session | undefined;
+    if (chunked && clips) {
+      const g = new Graph('train-grad-norm');
+      const { scale, totalNorm } = clipCoefficient(parameters.map((p) => g.input(`grad.${p.name}`, 'float32', [...p.shape])), options.maxGradNorm);
+      g.output(totalNorm, 'grad_norm');
+      g.output(scale, 'clip_scale');
+      norm = await Session.create(g, options.session);
+    }
     const stateShapes = new Map<string, readonly number[]>();
     for (const p of parameters) {
       for (const key of optimizer.stateNames) {
@@ -165,7 +221,7 @@ export class UpdateProgram {
         if (shape) stateShapes.set(`${p.name}.${key}`, shape);
       }
     }
-    return new UpdateProgram(session, parameters, stateShapes, groups, clips);
+    return new UpdateProgram(chunks, norm, stateShapes, groups, clips);
   }
 
   /** Zero optimizer state, as torch starts it. */
@@ -175,6 +231,7 @@ export class UpdateProgram {
     return state;
   }
 
+  /** The step on copies: new maps of values and state, the inputs untouched. */
   async run(
     values: ReadonlyMap<string, Float32Array>,
     grads: ReadonlyMap<string, Float32Array>,
@@ -182,26 +239,50 @@ export class UpdateProgram {
     baseLr: number,
     step: number,
   ): Promise<UpdateResult> {
-    const feeds: Feeds = { step: { dtype: 'float32', dims: [], data: Float32Array.of(step) } };
-    this.groups.forEach((group, i) => (feeds[`lr.${i}`] = { dtype: 'float32', dims: [], data: Float32Array.of(baseLr * group.lrScale) }));
-    for (const p of this.parameters) {
-      const dims = [...p.shape];
-      feeds[p.name] = { dtype: 'float32', dims, data: values.get(p.name)! };
-      feeds[`grad.${p.name}`] = { dtype: 'float32', dims, data: grads.get(p.name)! };
-    }
-    for (const [key, shape] of this.stateShapes) feeds[key] = { dtype: 'float32', dims: [...shape], data: state.get(key)! };
-    const out = await this.session.run(feeds);
-    const nextValues = new Map<string, Float32Array>();
-    const nextState = new Map<string, Float32Array>();
-    for (const p of this.parameters) {
-      nextValues.set(p.name, out[`${p.name}.next`].data as Float32Array);
-    }
-    for (const key of this.stateShapes.keys()) nextState.set(key, out[`${key}.next`].data as Float32Array);
-    return { values: nextValues, state: nextState, gradNorm: this.clips ? Number(out.grad_norm.data[0]) : undefined };
+    const nextValues = new Map(values);
+    const nextState = new Map(state);
+    const gradNorm = await this.step(nextValues, new Map(grads), nextState, baseLr, step);
+    return { values: nextValues, state: nextState, gradNorm };
   }
 
-  release(): Promise<void> {
-    return this.session.release();
+  /**
+   * The step in place: as each chunk finishes, its parameters' values and state are replaced in `values` and `state`
+   * and their gradients dropped from `grads`, so the previous arrays can be freed before the next chunk runs. Returns
+   * the global gradient norm before clipping (when max_grad_norm > 0).
+   */
+  async step(values: Map<string, Float32Array>, grads: Map<string, Float32Array>, state: Map<string, Float32Array>, baseLr: number, step: number): Promise<number | undefined> {
+    const tensor = (name: string, shape: readonly number[], data: Float32Array): HostTensor => ({ dtype: 'float32', dims: [...shape], data });
+    let gradNorm: number | undefined;
+    let scale: HostTensor | undefined;
+    if (this.norm) {
+      const feeds: Feeds = {};
+      for (const chunk of this.chunks) for (const p of chunk.parameters) feeds[`grad.${p.name}`] = tensor(p.name, p.shape, grads.get(p.name)!);
+      const out = await this.norm.run(feeds);
+      gradNorm = Number(out.grad_norm.data[0]);
+      scale = out.clip_scale;
+    }
+    for (const chunk of this.chunks) {
+      const feeds: Feeds = { step: { dtype: 'float32', dims: [], data: Float32Array.of(step) } };
+      chunk.groupIndices.forEach((group, i) => (feeds[`lr.${i}`] = { dtype: 'float32', dims: [], data: Float32Array.of(baseLr * this.groups[group].lrScale) }));
+      if (scale) feeds.clip_scale = scale;
+      for (const p of chunk.parameters) {
+        feeds[p.name] = tensor(p.name, p.shape, values.get(p.name)!);
+        feeds[`grad.${p.name}`] = tensor(p.name, p.shape, grads.get(p.name)!);
+      }
+      for (const key of chunk.stateKeys) feeds[key] = tensor(key, this.stateShapes.get(key)!, state.get(key)!);
+      const out = await chunk.session.run(feeds);
+      if (this.clips && !this.norm) gradNorm = Number(out.grad_norm.data[0]);
+      for (const p of chunk.parameters) {
+        values.set(p.name, out[`${p.name}.next`].data as Float32Array);
+        grads.delete(p.name);
+      }
+      for (const key of chunk.stateKeys) state.set(key, out[`${key}.next`].data as Float32Array);
+    }
+    return gradNorm;
+  }
+
+  async release(): Promise<void> {
+    await Promise.all([...this.chunks.map((c) => c.session.release()), this.norm?.release()]);
   }
 }
 

@@ -271,10 +271,9 @@ export class TrainingRun {
     await optimizer.beforeStep?.({ step: settings.updateNumber, parameters: this.gradProgram.parameters, grads: accumulated, state: this.optimizerState });
     // A block optimizer's state (and Adam's bias correction) counts from the update its block became active.
     const optimizerStep = settings.updateNumber - (this.blocks?.current?.since ?? 1) + 1;
-    const result = await this.updateProgram.run(this.values, accumulated, this.optimizerState, this.lrAt(this.globalStep), optimizerStep);
-    this.values = result.values;
-    this.optimizerState = result.state;
-    return { lossSum, metricSums, gradNorm: result.gradNorm };
+    // In place, chunk by chunk: the previous values and state are released as their replacements arrive.
+    const gradNorm = await this.updateProgram.step(this.values, accumulated, this.optimizerState, this.lrAt(this.globalStep), optimizerStep);
+    return { lossSum, metricSums, gradNorm };
   }
 
   /** BAdam: before an update in another block, the finished block's values become base weights and programs are rebuilt. */
