@@ -252,3 +252,37 @@ export class Decoder {
     for (const dir of this.tempDirs) fs.rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** Left-padded prompt pass (to `width`, default the longest prompt): positions count real tokens (padding at 1, as transformers' generate). */
+export function promptPass(prompts: readonly (readonly number[])[], padId: number, width = Math.max(...prompts.map((p) => p.length))): { pass: DecoderPass; pads: number[]; width: number } {
+  const rows = prompts.length;
+  const inputIds = new BigInt64Array(rows * width);
+  const attentionMask = new BigInt64Array(rows * width);
+  const positionIds = new BigInt64Array(rows * width);
+  const pads = prompts.map((p, r) => {
+    const pad = width - p.length;
+    for (let t = 0; t < width; t++) {
+      const i = r * width + t;
+      const real = t >= pad;
+      inputIds[i] = BigInt(real ? p[t - pad] : padId);
+      attentionMask[i] = real ? 1n : 0n;
+      positionIds[i] = BigInt(real ? t - pad : 1);
+    }
+    return pad;
+  });
+  return { pass: { inputIds, attentionMask, positionIds, seq: width }, pads, width };
+}
+
+/** One new token per row: the last generated token at position prompt length + generated - 1. */
+export function stepPass(cache: KvCache, rows: readonly { prompt: readonly number[]; tokens: readonly number[]; pads: number }[]): DecoderPass {
+  const total = cache.length + 1;
+  const inputIds = new BigInt64Array(rows.length);
+  const positionIds = new BigInt64Array(rows.length);
+  const attentionMask = new BigInt64Array(rows.length * total);
+  rows.forEach((q, r) => {
+    inputIds[r] = BigInt(q.tokens[q.tokens.length - 1]);
+    positionIds[r] = BigInt(q.prompt.length + q.tokens.length - 1);
+    attentionMask.fill(1n, r * total + q.pads, (r + 1) * total);
+  });
+  return { inputIds, attentionMask, positionIds, seq: 1 };
+}

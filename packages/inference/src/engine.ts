@@ -6,7 +6,7 @@ import { CausalLM, createRng, isPissaInit, quantize, type LoraAdapter, type Rng 
 import { HfTokenizer } from '@tunekit/tokenizer';
 import { loadAdapters, withAdapters, type AdapterMode, type AdapterOptions } from './adapters';
 import { BeamHypotheses } from './beam-search';
-import { Decoder, type DecoderOptions, type DecoderPass, type KvCache, type PassOutput } from './decoder';
+import { Decoder, promptPass, stepPass, type DecoderOptions, type DecoderPass, type KvCache, type PassOutput } from './decoder';
 import { applyRepetitionPenalty, applyTemperature, applyTopK, applyTopP, argmax, logSoftmax, sampleIndex, softmax, topIndices } from './logits';
 import { newTokenBudget, resolveSettings, type GenerationSettings } from './settings';
 import { TextStream } from './text-stream';
@@ -360,40 +360,6 @@ export class GenerationEngine {
   }
 }
 
-/** Left-padded prompt pass: positions count real tokens (padding at 1, as transformers' generate). */
-function promptPass(prompts: readonly (readonly number[])[], padId: number): { pass: DecoderPass; pads: number[]; width: number } {
-  const width = Math.max(...prompts.map((p) => p.length));
-  const rows = prompts.length;
-  const inputIds = new BigInt64Array(rows * width);
-  const attentionMask = new BigInt64Array(rows * width);
-  const positionIds = new BigInt64Array(rows * width);
-  const pads = prompts.map((p, r) => {
-    const pad = width - p.length;
-    for (let t = 0; t < width; t++) {
-      const i = r * width + t;
-      const real = t >= pad;
-      inputIds[i] = BigInt(real ? p[t - pad] : padId);
-      attentionMask[i] = real ? 1n : 0n;
-      positionIds[i] = BigInt(real ? t - pad : 1);
-    }
-    return pad;
-  });
-  return { pass: { inputIds, attentionMask, positionIds, seq: width }, pads, width };
-}
-
-/** One new token per row: the last generated token at position prompt length + generated - 1. */
-function stepPass(cache: KvCache, rows: readonly { prompt: readonly number[]; tokens: readonly number[]; pads: number }[]): DecoderPass {
-  const total = cache.length + 1;
-  const inputIds = new BigInt64Array(rows.length);
-  const positionIds = new BigInt64Array(rows.length);
-  const attentionMask = new BigInt64Array(rows.length * total);
-  rows.forEach((q, r) => {
-    inputIds[r] = BigInt(q.tokens[q.tokens.length - 1]);
-    positionIds[r] = BigInt(q.prompt.length + q.tokens.length - 1);
-    attentionMask.fill(1n, r * total + q.pads, (r + 1) * total);
-  });
-  return { inputIds, attentionMask, positionIds, seq: 1 };
-}
 
 function eosIdsOf(raw: Readonly<Record<string, unknown>>): number[] {
   const value = raw.eos_token_id;

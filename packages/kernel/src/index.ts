@@ -9,6 +9,7 @@ export * from './config/common-options';
 export * from './config/load';
 export * from './config/option-group';
 export * from './config/prepare';
+export * from './config/readers';
 export * from './config/schema';
 export * from './discovery';
 export * from './errors';

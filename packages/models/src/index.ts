@@ -26,7 +26,7 @@ export { LoraAdapter, loraScaling, loraForward, doraForward, doraRowNorms, match
 export type { LoraConfig, LoraModuleWeights } from './adapters/lora';
 export { initPissa, pissaFactors, pissaToLora, pissaInitName, pissaNiter } from './adapters/pissa';
 export type { PissaFactors, PissaOptions } from './adapters/pissa';
-export { svdJacobi, svdLowRank, orthonormalizeColumns } from './adapters/svd';
+export { svdJacobi, svdLowRank, svdFromRange, orthonormalizeColumns } from './adapters/svd';
 export type { Svd } from './adapters/svd';
 export { hashDropout, dropoutSeed, dropoutKeepMask, dropThreshold, moduleSalt, HASH_PRIME } from './adapters/dropout';
 export { runNumerics, compareNumerics, summarizeComparisons, TOLERANCES } from './numerics';

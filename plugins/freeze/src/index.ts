@@ -1,12 +1,6 @@
-import { contribute, inject, injectable, RUN_CONFIG, TUNER, TunekitError, z, type DependencyContainer, type OptionGroup, type ResolvedConfig, type TunableModel, type Tuner } from '@tunekit/kernel';
+import { contribute, inject, injectable, readList, RUN_CONFIG, TunekitError, TUNER, z, type DependencyContainer, type OptionGroup, type ResolvedConfig, type TunableModel, type Tuner } from '@tunekit/kernel';
 
 export const name = '@tunekit/plugin-freeze';
-
-function readList(value: unknown): unknown {
-  if (value === null || value === undefined) return undefined;
-  if (typeof value === 'string') return value.split(',').map((item) => item.trim()).filter(Boolean);
-  return value;
-}
 
 const list = (description: string) => z.preprocess(readList, z.array(z.string()).optional()).describe(description);
 

@@ -1,4 +1,4 @@
-import { contribute, INFERENCE_BACKEND, OPTIMIZER, resolveContribution, resolveToken, RUN_CONFIG, z, type ConfigIssue, type DependencyContainer, type OptionGroup, type ResolvedConfig } from '@tunekit/kernel';
+import { contribute, INFERENCE_BACKEND, OPTIMIZER, readList, resolveContribution, resolveToken, RUN_CONFIG, z, type ConfigIssue, type DependencyContainer, type OptionGroup, type ResolvedConfig } from '@tunekit/kernel';
 import { galoreAdamW, type GaloreSettings } from './optimizer';
 import { PROJECTION_TYPES, type ProjectionType } from './projector';
 
@@ -7,12 +7,6 @@ export * from './projector';
 export { MatrixProducts } from './products';
 
 export const name = '@tunekit/plugin-galore';
-
-function readList(value: unknown): unknown {
-  if (value === null || value === undefined) return undefined;
-  if (typeof value === 'string') return value.split(',').map((item) => item.trim()).filter(Boolean);
-  return value;
-}
 
 /** The optim values whose update GaLoreAdamW replaces (torch's AdamW and the Trainer's aliases of it). */
 const ADAMW_IDS = ['adamw_torch', 'adamw_torch_fused', 'adamw_hf', 'adamw_apex_fused', 'adamw_anyprecision'];

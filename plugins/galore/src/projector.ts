@@ -1,4 +1,4 @@
-import { createRng, orthonormalizeColumns, svdJacobi, type Svd } from '@tunekit/models';
+import { createRng, orthonormalizeColumns, svdFromRange, svdJacobi, type Svd } from '@tunekit/models';
 import type { MatrixProducts } from './products';
 
 /** LLaMA-Factory's galore_proj_type values (GaLore's projector types). */
@@ -83,18 +83,8 @@ export async function randomizedSvd(a: Float32Array, m: number, n: number, q: nu
     basis = toColumns(await products.multiply(a, m, n, fromColumns(z, n), q, false), m, q);
     orthonormalizeColumns(basis);
   }
-  // Bᵀ = Aᵀ Q (n × q); its SVD Bᵀ = Vb S Ubᵀ gives A ≈ Q B = (Q Ub) S Vbᵀ.
-  const bt = Float64Array.from(await products.multiply(a, m, n, fromColumns(basis, m), q, true));
-  const small = svdJacobi(bt, n, q);
-  const u = new Float64Array(m * q);
-  for (let i = 0; i < m; i++) {
-    for (let k = 0; k < q; k++) {
-      let sum = 0;
-      for (let t = 0; t < q; t++) sum += basis[t][i] * small.v[t * q + k];
-      u[i * q + k] = sum;
-    }
-  }
-  return { m, n, k: q, u, s: small.s, v: small.u };
+  // Bᵀ = Aᵀ Q (n × q).
+  return svdFromRange(basis, await products.multiply(a, m, n, fromColumns(basis, m), q, true), m, n);
 }
 
 /**

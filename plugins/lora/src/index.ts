@@ -1,21 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as nodePath from 'node:path';
-import {
-  contribute,
-  inject,
-  injectable,
-  NotBuiltError,
-  RUN_CONFIG,
-  TUNER,
-  TunekitError,
-  z,
-  type DependencyContainer,
-  type OptionGroup,
-  type ResolvedConfig,
-  type TunableModel,
-  type Tuner,
-} from '@tunekit/kernel';
+import { contribute, inject, injectable, NotBuiltError, readList, RUN_CONFIG, TunekitError, TUNER, z, type DependencyContainer, type OptionGroup, type ResolvedConfig, type TunableModel, type Tuner } from '@tunekit/kernel';
 import {
   initPissa,
   isPissaInit,
@@ -28,12 +14,6 @@ import {
 } from '@tunekit/models';
 
 export const name = '@tunekit/plugin-lora';
-
-function readList(value: unknown): unknown {
-  if (value === null || value === undefined) return undefined;
-  if (typeof value === 'string') return value.split(',').map((item) => item.trim()).filter(Boolean);
-  return value;
-}
 
 export const options: OptionGroup[] = [
   {

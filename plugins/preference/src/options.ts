@@ -1,4 +1,4 @@
-import { LOSS, z, type ConfigIssue, type OptionGroup, type ResolvedConfig } from '@tunekit/kernel';
+import { LOSS, nullToUndefined, readNumber, z, type ConfigIssue, type OptionGroup, type ResolvedConfig } from '@tunekit/kernel';
 import { REFERENCE_FREE_LOSSES } from './contributions';
 import { PREFERENCE_DEFAULTS } from './defaults';
 
@@ -7,16 +7,6 @@ const REFERENCE_FREE = REFERENCE_FREE_LOSSES;
 const STAGE_LOSSES: Readonly<Record<string, string>> = { kto: 'kto', pairwise: 'rm' };
 /** Stages that load a reference model (LLaMA-Factory: dpo unless reference-free, kto, ppo; grpo unless beta is 0). */
 const REFERENCE_STAGES = ['dpo', 'kto', 'ppo', 'grpo'];
-
-function readNumber(value: unknown): unknown {
-  if (typeof value !== 'string') return value;
-  const trimmed = value.trim();
-  return trimmed !== '' && Number.isFinite(Number(trimmed)) ? Number(trimmed) : value;
-}
-
-function nullToUndefined(value: unknown): unknown {
-  return value === null ? undefined : value;
-}
 
 const number = (schema: z.ZodNumber, value: number, description: string) =>
   z.preprocess((v) => readNumber(nullToUndefined(v)), schema.default(value)).describe(description);

@@ -1,15 +1,6 @@
-import { z, type ConfigIssue, type DependencyContainer, type OptionGroup, type ResolvedConfig } from '@tunekit/kernel';
+import { nullToUndefined, readNumber, z, type ConfigIssue, type DependencyContainer, type OptionGroup, type ResolvedConfig } from '@tunekit/kernel';
 
 export const name = '@tunekit/plugin-quantization';
-
-function readNumber(value: unknown): unknown {
-  if (value === null) return undefined;
-  if (typeof value !== 'string') return value;
-  const trimmed = value.trim();
-  return trimmed !== '' && Number.isFinite(Number(trimmed)) ? Number(trimmed) : value;
-}
-
-const nullToUndefined = (value: unknown): unknown => (value === null ? undefined : value);
 
 /** LLaMA-Factory's QuantizationMethod values; tunekit quantizes on the fly as bitsandbytes does and builds no other. */
 export const QUANTIZATION_METHODS = ['bitsandbytes', 'hqq', 'eetq'] as const;

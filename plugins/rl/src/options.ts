@@ -1,4 +1,4 @@
-import { z, type ConfigIssue, type OptionGroup, type ResolvedConfig } from '@tunekit/kernel';
+import { nullToUndefined, readBoolean, readNumber, z, type ConfigIssue, type OptionGroup, type ResolvedConfig } from '@tunekit/kernel';
 
 /**
  * Defaults of the keys this plugin owns. PPO: LLaMA-Factory's (FinetuningArguments) and, for the TRL PPOConfig
@@ -42,22 +42,6 @@ export const RL_DEFAULTS = {
   soft_max_length: undefined,
   soft_cache_length: undefined,
 } as const;
-
-function readNumber(value: unknown): unknown {
-  if (typeof value !== 'string') return value;
-  const trimmed = value.trim();
-  return trimmed !== '' && Number.isFinite(Number(trimmed)) ? Number(trimmed) : value;
-}
-
-function nullToUndefined(value: unknown): unknown {
-  return value === null ? undefined : value;
-}
-
-function readBoolean(value: unknown): unknown {
-  if (value === 'true') return true;
-  if (value === 'false') return false;
-  return nullToUndefined(value);
-}
 
 /** A list written as YAML list, comma-separated string or (ms-swift's CLI) space-separated string. */
 function readList(value: unknown): unknown {

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { compileToFile, ortSessionOptions, type SessionOptions } from '@tunekit/graph';
-import { applyRepetitionPenalty, applyTemperature, applyTopK, applyTopP, buildDecoderGraph, KvCache, logSoftmax, sampleIndex, softmax } from '@tunekit/inference';
+import { applyRepetitionPenalty, applyTemperature, applyTopK, applyTopP, buildDecoderGraph, KvCache, logSoftmax, promptPass, sampleIndex, softmax, stepPass, type DecoderPass } from '@tunekit/inference';
 import { TunekitError } from '@tunekit/kernel';
 import type { CausalLM, Rng } from '@tunekit/models';
 
@@ -95,7 +95,7 @@ export class PolicySampler {
       const c = this.model.config;
       const width = Math.max(...active.map((r) => r.prompt.length));
       const cache = new KvCache(c.numLayers, c.numKvHeads, c.headDim, active.length, width + settings.maxNewTokens, 'fetched');
-      let logits = await this.pass(cache, promptPass(active, width, this.padTokenId), weights);
+      let logits = await this.pass(cache, leftPadded(active, width, this.padTokenId), weights);
       for (;;) {
         const keep: number[] = [];
         active.forEach((row, r) => {
@@ -117,7 +117,7 @@ export class PolicySampler {
     return rows.map((row) => ({ promptIds: row.prompt, tokenIds: row.tokens, logps: row.logps, finishReason: row.finish ?? 'length' }));
   }
 
-  private async pass(cache: KvCache, pass: Pass, weights: Record<string, ort.Tensor>): Promise<Float32Array> {
+  private async pass(cache: KvCache, pass: DecoderPass, weights: Record<string, ort.Tensor>): Promise<Float32Array> {
     const rows = cache.rows;
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', pass.inputIds, [rows, pass.seq]),
@@ -160,41 +160,9 @@ function scaled(logits: Float32Array, r: number, vocab: number, scale: number): 
   return out;
 }
 
-interface Pass {
-  readonly inputIds: BigInt64Array;
-  readonly attentionMask: BigInt64Array;
-  readonly positionIds: BigInt64Array;
-  readonly seq: number;
-}
-
-/** The left-padded prompt pass; positions count real tokens (padding at 1, as transformers' generate). */
-function promptPass(rows: Row[], width: number, padId: number): Pass {
-  const inputIds = new BigInt64Array(rows.length * width);
-  const attentionMask = new BigInt64Array(rows.length * width);
-  const positionIds = new BigInt64Array(rows.length * width);
-  rows.forEach((row, r) => {
-    row.pads = width - row.prompt.length;
-    for (let t = 0; t < width; t++) {
-      const i = r * width + t;
-      const real = t >= row.pads;
-      inputIds[i] = BigInt(real ? row.prompt[t - row.pads] : padId);
-      attentionMask[i] = real ? 1n : 0n;
-      positionIds[i] = BigInt(real ? t - row.pads : 1);
-    }
-  });
-  return { inputIds, attentionMask, positionIds, seq: width };
-}
-
-/** One new token per row: the last sampled token at position prompt length + sampled - 1. */
-function stepPass(cache: KvCache, rows: readonly Row[]): Pass {
-  const total = cache.length + 1;
-  const inputIds = new BigInt64Array(rows.length);
-  const positionIds = new BigInt64Array(rows.length);
-  const attentionMask = new BigInt64Array(rows.length * total);
-  rows.forEach((row, r) => {
-    inputIds[r] = BigInt(row.tokens[row.tokens.length - 1]);
-    positionIds[r] = BigInt(row.prompt.length + row.tokens.length - 1);
-    attentionMask.fill(1n, r * total + row.pads, (r + 1) * total);
-  });
-  return { inputIds, attentionMask, positionIds, seq: 1 };
+/** The prompt pass of `rows`, left-padded to `width`; each row learns its padding. */
+function leftPadded(rows: Row[], width: number, padId: number): DecoderPass {
+  const { pass, pads } = promptPass(rows.map((row) => row.prompt), padId, width);
+  rows.forEach((row, r) => (row.pads = pads[r]));
+  return pass;
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { nullToUndefined, readBoolean, readList, readNumber } from './readers';
 import { DATA_MIXER, INFERENCE_BACKEND, LR_SCHEDULER, OPTIMIZER, STAGE, TEMPLATE, TUNER, type ResolvedConfig } from '../extension-points';
 import type { ConfigIssue, OptionGroup } from './option-group';
 
@@ -18,35 +19,7 @@ import type { ConfigIssue, OptionGroup } from './option-group';
  */
 
 // ---------------------------------------------------------------------------------------------------------------
-// Readers: turn the YAML / command-line spellings into the value the schema checks.
-
-function nullToUndefined(value: unknown): unknown {
-  return value === null ? undefined : value;
-}
-
-function readNumber(value: unknown): unknown {
-  if (typeof value !== 'string') return value;
-  const trimmed = value.trim();
-  return trimmed !== '' && Number.isFinite(Number(trimmed)) ? Number(trimmed) : value;
-}
-
-function readBoolean(value: unknown): unknown {
-  if (typeof value !== 'string') return value;
-  const lowered = value.trim().toLowerCase();
-  return lowered === 'true' ? true : lowered === 'false' ? false : value;
-}
-
-/** `a,b` or `[a, b]` → `['a', 'b']`. */
-function readList(value: unknown): unknown {
-  if (typeof value === 'string') {
-    return value
-      .split(',')
-      .map((item) => item.trim())
-      .filter((item) => item.length > 0);
-  }
-  if (Array.isArray(value)) return value.map((item) => (typeof item === 'string' ? item.trim() : item));
-  return value;
-}
+// Readers: turn the YAML / command-line spellings into the value the schema checks (readers.ts, plus these).
 
 /** A mapping, or a JSON string of one (Python-style `{'a': True}` is accepted too, as LLaMA-Factory's docs write it). */
 function readMapping(value: unknown): unknown {

@@ -159,9 +159,17 @@ export function svdLowRank(a: ArrayLike<number>, m: number, n: number, q: number
     basis = times(a, m, n, z);
     orthonormalizeColumns(basis);
   }
-  // Bᵀ = Aᵀ Q is n × q (columns = rows of B); its SVD Bᵀ = Vb S Ubᵀ gives A ≈ Q B = (Q Ub) S Vbᵀ.
-  const bt = timesTransposed(a, m, n, basis);
-  const small = svdJacobi(rowMajor(bt, n), n, q);
+  // Bᵀ = Aᵀ Q is n × q (columns = rows of B).
+  return svdFromRange(basis, rowMajor(timesTransposed(a, m, n, basis), n), m, n);
+}
+
+/**
+ * The last step of a randomized SVD: given Q (q orthonormal columns of length m) spanning the range of A and
+ * Bᵀ = Aᵀ Q (row-major n × q), the exact SVD Bᵀ = Vb S Ubᵀ gives A ≈ Q B = (Q Ub) S Vbᵀ.
+ */
+export function svdFromRange(basis: readonly Float64Array[], bt: ArrayLike<number>, m: number, n: number): Svd {
+  const q = basis.length;
+  const small = svdJacobi(bt, n, q);
   const u = new Float64Array(m * q);
   for (let i = 0; i < m; i++) {
     for (let k = 0; k < q; k++) {
