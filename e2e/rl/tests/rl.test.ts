@@ -100,6 +100,18 @@ describe('grpo', () => {
     expect(fs.existsSync(path.join(dir, 'model.safetensors'))).toBe(true);
   });
 
+  it('trains full parameters with GaLore (projectors in the checkpointed optimizer state)', () => {
+    const dir = path.join(work, 'grpo-galore');
+    const out = ok('train', ...quickstart, 'stage=grpo', 'finetuning_type=full', 'use_galore=true', 'galore_rank=8', 'galore_update_interval=2', 'learning_rate=1e-5', 'dataset=echo_train', 'eval_dataset=null', 'do_eval=false', 'reward_funcs=[format,repetition]', 'repetition_n_grams=1', 'num_generations=4', 'per_device_train_batch_size=8', 'max_completion_length=16', 'max_steps=3', 'logging_steps=1', 'save_steps=2', `output_dir=${dir}`);
+    const state = Number(/optimizer state: \d+ tensors, ([\d.]+) MiB/.exec(out)![1]);
+    const params = Number(/trainable params: ([\d,]+)/.exec(out)![1].replace(/,/g, ''));
+    expect(state).toBeLessThan((params * 8) / 2 ** 20 / 2); // AdamW would keep 8 bytes per parameter
+    expect(logged(dir)).toHaveLength(3);
+    const file = fs.readFileSync(path.join(dir, 'checkpoint-2', 'optimizer.safetensors'));
+    const header = JSON.parse(file.subarray(8, 8 + Number(file.readBigUInt64LE(0))).toString('utf8')) as Record<string, unknown>;
+    expect(Object.keys(header).some((key) => key.endsWith('.projector_right') || key.endsWith('.projector_left'))).toBe(true);
+  });
+
   it('reuses each batch of rollouts num_iterations times, and resumes between two of them on the same curve', () => {
     const [whole, resumed] = [path.join(work, 'grpo-iterations'), path.join(work, 'grpo-iterations-resumed')];
     const short = [...quickstart, 'stage=grpo', 'dataset=echo_train', 'eval_dataset=null', 'do_eval=false', 'reward_funcs=[soft_overlong]', 'soft_max_length=12', 'soft_cache_length=10', 'num_generations=4', 'per_device_train_batch_size=8', 'max_completion_length=16', 'num_iterations=2', 'learning_rate=2e-3', 'max_steps=4', 'logging_steps=1', 'save_steps=3'];

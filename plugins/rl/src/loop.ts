@@ -93,7 +93,9 @@ export class RolloutLoop {
   constructor(private readonly options: RolloutLoopOptions) {
     this.args = options.args;
     const optimizer = options.optimizers.optimizer;
-    if (optimizer.beforeStep || optimizer.activeBlock) throw new NotBuiltError('Online RL (ppo, grpo) with an optimizer that has host-side hooks (GaLore, BAdam)');
+    // GaLore's host-side hook runs on every update; a block optimizer would need the update count of a resumed run
+    // before its programs are built.
+    if (optimizer.activeBlock) throw new NotBuiltError('Online RL (ppo, grpo) with a block optimizer (BAdam, use_badam)');
   }
 
   private get iterations(): number {
