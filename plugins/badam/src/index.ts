@@ -14,8 +14,10 @@ import {
   type ResolvedConfig,
 } from '@tunekit/kernel';
 import { activeLayerBlock, BlockSchedule, SWITCH_MODES, type BlockScheduleSettings } from './blocks';
+import { ratioOptimizer } from './ratio';
 
 export * from './blocks';
+export * from './ratio';
 
 export const name = '@tunekit/plugin-badam';
 
@@ -25,9 +27,6 @@ export function checkBadam(config: ResolvedConfig, report: (issue: ConfigIssue) 
   const tuning = String(config.finetuning_type ?? 'lora');
   if (tuning !== 'full') {
     report({ key: 'use_badam', message: `use_badam trains full parameters block by block but finetuning_type is ${tuning}: set finetuning_type: full.` });
-  }
-  if (config.badam_mode === 'ratio') {
-    report({ key: 'badam_mode', message: 'badam_mode: ratio (sparse masks over every weight) is not built in tunekit: use badam_mode: layer.' });
   }
   if (config.quantization_bit !== undefined && config.quantization_bit !== null) {
     report({ key: 'use_badam', message: 'use_badam trains base weights, which a quantized base (quantization_bit) keeps frozen: remove one of them.' });
@@ -39,7 +38,7 @@ export const options: OptionGroup[] = [
     group: 'badam',
     shape: {
       use_badam: z.boolean().default(false).describe('train full parameters with BAdam: one decoder layer at a time trains and holds Adam state (needs finetuning_type: full)'),
-      badam_mode: z.enum(['layer', 'ratio']).default('layer').describe('layer: one decoder layer per block; ratio (a fraction of every weight) is not built'),
+      badam_mode: z.enum(['layer', 'ratio']).default('layer').describe('layer: one decoder layer at a time trains; ratio: every weight but the embeddings and lm_head trains a masked fraction of its entries'),
       badam_start_block: z.number().int().min(0).nullable().optional().describe('index of the first block to train (default: 0, or the last one for descending)'),
       badam_switch_mode: z.enum(SWITCH_MODES).default('ascending').describe('order of the blocks: ascending, descending, random (reshuffled each round), fixed'),
       badam_switch_interval: z
@@ -48,8 +47,8 @@ export const options: OptionGroup[] = [
         .refine((v) => v === -1 || v >= 1, { message: 'badam_switch_interval is a positive number of steps, or -1 to never switch' })
         .default(50)
         .describe('optimizer steps between block switches (-1: never switch)'),
-      badam_update_ratio: z.number().gt(0).max(1).default(0.05).describe('ratio mode (not built): fraction of each weight updated'),
-      badam_mask_mode: z.enum(['adjacent', 'scatter']).default('adjacent').describe('ratio mode (not built): how the updated entries are chosen'),
+      badam_update_ratio: z.number().gt(1e-6).max(1).default(0.05).describe('ratio mode: fraction of each weight updated during a switch interval'),
+      badam_mask_mode: z.enum(['adjacent', 'scatter']).default('adjacent').describe('ratio mode: adjacent entries from a moving offset, or scattered ones (a seeded permutation)'),
       badam_verbose: z.number().int().min(0).max(2).default(0).describe('0: quiet; 1: log each block as it becomes active; 2: also its parameter names'),
     },
     check: checkBadam,
@@ -64,6 +63,15 @@ export function blockScheduleSettings(config: ResolvedConfig): BlockScheduleSett
     startBlock: typeof start === 'number' ? start : undefined,
     seed: Number(config.seed ?? 42),
   };
+}
+
+/** BAdam's log line for a block that becomes active (badam_verbose 1), with its tensors at badam_verbose 2. */
+function describe(block: ParameterBlock, verbose: number): string | undefined {
+  if (verbose < 1) return undefined;
+  const head = block.label.startsWith('ratio')
+    ? `BAdam: from step ${block.since}, ${block.names.length} tensors update a masked fraction of their entries (${block.label}).`
+    : `BAdam: from step ${block.since}, parameters with the prefix ${block.label} are trainable (${block.names.length} tensors).`;
+  return verbose >= 2 ? [head, ...block.names.map((n) => `  ${n}`)].join('\n') : head;
 }
 
 /**
@@ -93,11 +101,7 @@ export function blockOptimizer(base: GraphOptimizer, settings: BlockScheduleSett
         throw new TunekitError((error as Error).message);
       }
     },
-    describeBlock(block: ParameterBlock) {
-      if (verbose < 1) return undefined;
-      const head = `BAdam: from step ${block.since}, parameters with the prefix ${block.label} are trainable (${block.names.length} tensors).`;
-      return verbose >= 2 ? [head, ...block.names.map((n) => `  ${n}`)].join('\n') : head;
-    },
+    describeBlock: (block: ParameterBlock) => describe(block, verbose),
   };
 }
 
@@ -109,8 +113,21 @@ export function register(container: DependencyContainer): void {
     provider: {
       useFactory: (run) => {
         const config = resolveToken(run, RUN_CONFIG);
+        const verbose = Number(config.badam_verbose ?? 0);
+        if (config.badam_mode === 'ratio') {
+          // BlockOptimizerRatio runs its own sparse Adam (with the Trainer's betas and epsilon) whatever optim says.
+          const ratio = ratioOptimizer({
+            ratio: Number(config.badam_update_ratio ?? 0.05),
+            maskMode: config.badam_mask_mode === 'scatter' ? 'scatter' : 'adjacent',
+            switchInterval: Number(config.badam_switch_interval ?? 50),
+            seed: Number(config.seed ?? 42),
+            betas: [Number(config.adam_beta1 ?? 0.9), Number(config.adam_beta2 ?? 0.999)],
+            eps: Number(config.adam_epsilon ?? 1e-8),
+          });
+          return { ...ratio, describeBlock: (block: ParameterBlock) => describe(block, verbose) };
+        }
         const base = resolveContribution(run, OPTIMIZER, String(config.optim)) as GraphOptimizer;
-        return blockOptimizer(base, blockScheduleSettings(config), Number(config.badam_verbose ?? 0));
+        return blockOptimizer(base, blockScheduleSettings(config), verbose);
       },
     },
   });

@@ -39,10 +39,14 @@ export class BlockTraining {
     return block;
   }
 
-  /** Whether optimizer step `step` (1-based) trains another block than the current one. */
-  changesAt(step: number): boolean {
+  /**
+   * What optimizer step `step` (1-based) starts: `switch` when another set of parameters trains, `restart` when the
+   * same ones start a new activation (fresh state: BAdam's fixed mode, or ratio mode's next masks), else nothing.
+   */
+  changeAt(step: number): 'switch' | 'restart' | undefined {
     const next = this.blockAt(step);
-    return !this.current || next.since !== this.current.since || next.names.join() !== this.current.names.join();
+    if (!this.current || next.names.join() !== this.current.names.join()) return 'switch';
+    return next.since !== this.current.since ? 'restart' : undefined;
   }
 
   /** Makes the block of step `step` the trainable set of the model; returns it. */

@@ -198,15 +198,18 @@ export class TrainingRun {
   }
 
   private static async programs(options: TrainingRunOptions): Promise<{ gradProgram: GradProgram; updateProgram: UpdateProgram }> {
-    const { args } = options;
     const session = options.sessionOptions ?? {};
-    const gradProgram = await GradProgram.create(options.model, options.objective, { session, neftuneAlpha: args.neftuneNoiseAlpha });
+    const gradProgram = await GradProgram.create(options.model, options.objective, { session, neftuneAlpha: options.args.neftuneNoiseAlpha });
+    return { gradProgram, updateProgram: await TrainingRun.updateProgramFor(options, gradProgram) };
+  }
+
+  private static updateProgramFor(options: TrainingRunOptions, gradProgram: GradProgram): Promise<UpdateProgram> {
+    const { args } = options;
     const names = gradProgram.parameters.map((p) => p.name);
     const optimizer = options.optimizers.optimizer;
     // Layer-wise GaLore steps each parameter as its gradient arrives: no global norm, so no clipping (LLaMA-Factory).
     const maxGradNorm = optimizer.gradientClipping === false ? 0 : args.maxGradNorm;
-    const updateProgram = await UpdateProgram.create(gradProgram.parameters, optimizer, parameterGroups(names, args.weightDecay, options.tuner), { maxGradNorm, session });
-    return { gradProgram, updateProgram };
+    return UpdateProgram.create(gradProgram.parameters, optimizer, parameterGroups(names, args.weightDecay, options.tuner), { maxGradNorm, session: options.sessionOptions ?? {} });
   }
 
   /** The trainable parameter count (as LLaMA-Factory prints it) and how much optimizer state the run keeps. */
@@ -279,7 +282,17 @@ export class TrainingRun {
   /** BAdam: before an update in another block, the finished block's values become base weights and programs are rebuilt. */
   private async switchBlock(updateNumber: number): Promise<void> {
     const blocks = this.blocks;
-    if (!blocks?.changesAt(updateNumber)) return;
+    const change = blocks?.changeAt(updateNumber);
+    if (!blocks || !change) return;
+    if (change === 'restart') {
+      // The same parameters train on: only the update (which may depend on the activation) and its state start anew.
+      blocks.activate(updateNumber, this.log);
+      await this.updateProgram.release();
+      this.updateProgram = await TrainingRun.updateProgramFor(this.options, this.gradProgram);
+      this.stateShapes = this.updateProgram.stateShapes;
+      this.optimizerState = this.updateProgram.initialState();
+      return;
+    }
     blocks.retire(this.values);
     blocks.activate(updateNumber, this.log);
     const own = this.gradProgram.objectiveParameters;
