@@ -12,6 +12,7 @@ export * from './outputs/progress';
 export * from './outputs/python-json';
 export * from './outputs/rng-state';
 export * from './outputs/run-log';
+export * from './outputs/similarity';
 export { trainingArgumentsFrom, totalOptimizerSteps, stepsOf, type TrainingArguments } from './train/args';
 export { BatchSampler, type SamplerOptions } from './train/sampler';
 export { EvalProgram, GradProgram, neftuneNoise, UpdateProgram, type ParameterGroupSpec, type ParameterSlot } from './train/programs';
