@@ -121,6 +121,19 @@ describe('rm', () => {
     }
     expect(logged(after).every((entry) => Number.isFinite(entry.accuracy))).toBe(true);
   });
+
+  it("predicts (do_predict) each held-out pair's scores as LLaMA-Factory writes them", () => {
+    const [trained, predicted] = [path.join(work, 'rm-after'), path.join(work, 'rm-predict')];
+    ok('train', ...quickstart, 'stage=rm', `adapter_name_or_path=${trained}`, `output_dir=${predicted}`, 'do_train=false', 'do_eval=false', 'do_predict=true');
+    const lines = fs.readFileSync(path.join(predicted, 'generated_predictions.jsonl'), 'utf8').split('\n').map((line) => JSON.parse(line) as { chosen: number; rejected: number });
+    const results = json(path.join(predicted, 'predict_results.json'));
+    const evalResults = json(path.join(trained, 'eval_results.json'));
+    expect(lines.length).toBeGreaterThan(10);
+    // The accuracy is the fraction of pairs whose chosen response scores higher, and equals the trained run's eval.
+    expect(results.predict_accuracy).toBeCloseTo(lines.filter((l) => l.chosen > l.rejected).length / lines.length, 6);
+    expect(results.predict_accuracy).toBeCloseTo(evalResults.eval_accuracy, 6);
+    expect(results.predict_loss).toBeCloseTo(evalResults.eval_loss, 4);
+  });
 });
 
 describe('rm with full fine-tuning', () => {

@@ -20,6 +20,8 @@ export interface ObjectiveGraph {
    * loop feeds, differentiates, updates, checkpoints and resumes like the model's; the objective saves them (`save`).
    */
   readonly parameters?: readonly TrainableParameter[];
+  /** Per-example values that prediction returns ([examples] each: a reward model's chosen and rejected scores). */
+  readonly rows?: Readonly<Record<string, Tensor>>;
 }
 
 /** The host values a graph is fed with, by input name. */

@@ -292,6 +292,8 @@ export interface EvalResult {
   /** Per row: correctly predicted counted tokens, and counted tokens (language modelling, for compute_accuracy). */
   readonly correct?: Float32Array;
   readonly rowCounted?: Float32Array;
+  /** The objective's per-example values (`ObjectiveGraph.rows`), by name. */
+  readonly rows: Record<string, Float32Array>;
 }
 
 /**
@@ -305,6 +307,7 @@ export class EvalProgram {
     private readonly parameters: readonly TrainableParameter[],
     private readonly metricNames: readonly string[],
     private readonly accuracy: boolean,
+    private readonly rowNames: readonly string[],
   ) {}
 
   static async create(model: CausalLM, objective: TrainingObjective, options: { session: SessionOptions; accuracy: boolean }): Promise<EvalProgram> {
@@ -313,6 +316,7 @@ export class EvalProgram {
     const { lossSum, metrics, tokens } = built;
     g.output(lossSum, 'loss_sum');
     for (const [name, tensor] of Object.entries(metrics)) g.output(tensor, `metric.${name}`);
+    for (const [name, tensor] of Object.entries(built.rows ?? {})) g.output(g.Cast(tensor, 'float32'), `row.${name}`);
     const accuracy = options.accuracy && tokens !== undefined;
     if (accuracy) {
       const { logits, labels } = tokens;
@@ -323,7 +327,7 @@ export class EvalProgram {
       g.output(g.ReduceSum(counted, [1], false), 'row_counted');
     }
     const session = await Session.create(g, { weightsInPlace: true, ...options.session });
-    return new EvalProgram(session, objective, trainableOf(g, model, built), Object.keys(metrics), accuracy);
+    return new EvalProgram(session, objective, trainableOf(g, model, built), Object.keys(metrics), accuracy, Object.keys(built.rows ?? {}));
   }
 
   /** Evaluates with the trained `values`; a tensor not among them (nothing trained yet) has its starting value. */
@@ -336,6 +340,7 @@ export class EvalProgram {
       metrics: Object.fromEntries(this.metricNames.map((name) => [name, Number(out[`metric.${name}`].data[0])])),
       correct: this.accuracy ? (out.row_correct.data as Float32Array) : undefined,
       rowCounted: this.accuracy ? (out.row_counted.data as Float32Array) : undefined,
+      rows: Object.fromEntries(this.rowNames.map((name) => [name, out[`row.${name}`].data as Float32Array])),
     };
   }
 

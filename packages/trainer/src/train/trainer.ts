@@ -136,6 +136,11 @@ export class Trainer<E extends object> {
    * token), the objective's metrics averaged over batches, and with compute_accuracy LLaMA-Factory's token accuracy.
    */
   async evaluate(dataset: readonly E[] | undefined = this.options.evalDataset, prefix = 'eval'): Promise<Metrics> {
+    return (await this.evaluateRows(dataset, prefix)).metrics;
+  }
+
+  /** `evaluate`, and the objective's per-example values in dataset order. */
+  private async evaluateRows(dataset: readonly E[] | undefined, prefix: string): Promise<{ metrics: Metrics; rows: Record<string, number[]> }> {
     const { options, args } = this;
     if (!dataset?.length) throw new TunekitError(`${prefix === 'eval' ? 'evaluate()' : 'predict()'} needs a dataset: set val_size or eval_dataset.`);
     this.evalProgram ??= await EvalProgram.create(options.model, this.objective, { session: options.sessionOptions ?? {}, accuracy: args.computeAccuracy });
@@ -145,6 +150,7 @@ export class Trainer<E extends object> {
     const metricSums = new Map<string, number>();
     const correct: number[] = [];
     const rowCounted: number[] = [];
+    const rows: Record<string, number[]> = {};
     for (let i = 0; i < dataset.length; i += args.perDeviceEvalBatchSize) {
       const batch = options.dataCollator(dataset.slice(i, i + args.perDeviceEvalBatchSize));
       const result = await this.evalProgram.run(batch, this.run?.values ?? this.values);
@@ -156,6 +162,7 @@ export class Trainer<E extends object> {
         correct.push(...result.correct);
         rowCounted.push(...result.rowCounted);
       }
+      for (const [name, values] of Object.entries(result.rows)) (rows[name] ??= []).push(...values);
     }
     const metrics: Metrics = { [`${prefix}_loss`]: lossSum / weight };
     if (batches > 0 && metricSums.size) {
@@ -170,15 +177,17 @@ export class Trainer<E extends object> {
     if (options.computeMetrics && correct.length) {
       for (const [name, value] of Object.entries(options.computeMetrics({ correct, counted: rowCounted }))) metrics[name.startsWith(`${prefix}_`) ? name : `${prefix}_${name}`] = value;
     }
-    return metrics;
+    return { metrics, rows };
   }
 
   /**
-   * The Hugging Face Trainer's predict() for a test set: its metrics under the `test_` prefix (test_loss, and
-   * test_accuracy with compute_accuracy). Generated text comes from do_predict with predict_with_generate (the
-   * recipe's generation engine), not from here; logits are not returned.
+   * The Hugging Face Trainer's predict() for a test set: its metrics under `metricKeyPrefix` (test_loss, and
+   * test_accuracy with compute_accuracy) and the objective's per-example values (a reward model's chosen and
+   * rejected scores) as `predictions`. Generated text comes from do_predict with predict_with_generate (the recipe's
+   * generation engine), not from here; logits are not returned.
    */
-  async predict(testDataset: readonly E[]): Promise<{ metrics: Metrics }> {
-    return { metrics: await this.evaluate(testDataset, 'test') };
+  async predict(testDataset: readonly E[], metricKeyPrefix = 'test'): Promise<{ metrics: Metrics; predictions: Record<string, number[]> }> {
+    const { metrics, rows } = await this.evaluateRows(testDataset, metricKeyPrefix);
+    return { metrics, predictions: rows };
   }
 }

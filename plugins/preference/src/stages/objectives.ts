@@ -203,7 +203,7 @@ export function rewardModelObjective(selected: SelectedLoss, head: ValueHead): T
         rejected_scores: () => scores()[1],
       };
       const { loss, metrics } = selected.loss.build(g, lossInputs(selected, 'rm', providers));
-      return { lossSum: loss, metrics, parameters: [weight, bias] };
+      return { lossSum: loss, metrics, parameters: [weight, bias], rows: { chosen: scores()[0], rejected: scores()[1] } };
     },
     feeds(batch) {
       const { labels: _labels, ...feeds } = modelFeeds(batch);

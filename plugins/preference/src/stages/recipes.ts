@@ -1,7 +1,21 @@
+import * as path from 'node:path';
 import type { Batch, CollateOptions, FeedbackExample, PairwiseExample } from '@tunekit/data';
 import { LOSS, resolveContribution, TunekitError, type DependencyContainer, type ResolvedConfig, type Stage, type StageContext, type Tuner } from '@tunekit/kernel';
 import { CausalLM, LoraAdapter } from '@tunekit/models';
-import { loadEncoder, prepareTrainingData, setUpModel, Trainer, trainAndEvaluate, trainingArgumentsFrom, trainingMachinery, type TrainingObjective } from '@tunekit/trainer';
+import {
+  loadEncoder,
+  prepareTrainingData,
+  saveMetrics,
+  setUpModel,
+  speedMetrics,
+  toPythonJson,
+  Trainer,
+  trainAndEvaluate,
+  trainingArgumentsFrom,
+  trainingMachinery,
+  writeFileAtomic,
+  type TrainingObjective,
+} from '@tunekit/trainer';
 import type { SessionOptions } from '@tunekit/graph';
 import type { PreferenceLoss } from '../contributions';
 import { preferenceLossId } from '../options';
@@ -147,6 +161,23 @@ export class RewardModelRecipe implements Stage {
       log,
     });
 
-    await trainAndEvaluate(trainer, config, args, log);
+    await trainAndEvaluate(trainer, config, args, log, () => predictScores(trainer, evalDataset, args.outputDir, log));
   }
+}
+
+/**
+ * LLaMA-Factory's do_predict for rm: predict_results.json (predict_loss, predict_accuracy, speed) and
+ * generated_predictions.jsonl with the value head's score of each pair, {"chosen": ..., "rejected": ...} rounded
+ * to 2 decimals, one line per pair.
+ */
+async function predictScores(trainer: Trainer<PairwiseExample>, dataset: readonly PairwiseExample[] | undefined, outputDir: string, log: (line: string) => void): Promise<void> {
+  if (!dataset?.length) throw new TunekitError('do_predict: the evaluation set is empty; set eval_dataset or val_size.');
+  const started = Date.now();
+  const { metrics, predictions } = await trainer.predict(dataset, 'predict');
+  Object.assign(metrics, speedMetrics('predict', (Date.now() - started) / 1000, { samples: dataset.length }));
+  saveMetrics(outputDir, 'predict', metrics);
+  const round = (v: number) => Math.round(v * 100) / 100;
+  const lines = predictions.chosen.map((chosen, i) => toPythonJson({ chosen: round(chosen), rejected: round(predictions.rejected[i]) }));
+  writeFileAtomic(path.join(outputDir, 'generated_predictions.jsonl'), lines.join('\n'));
+  log(`predict_loss ${metrics.predict_loss.toFixed(4)}${metrics.predict_accuracy !== undefined ? `, predict_accuracy ${metrics.predict_accuracy.toFixed(4)}` : ''}; wrote ${lines.length} scored pairs to ${path.join(outputDir, 'generated_predictions.jsonl')}.`);
 }
