@@ -112,6 +112,20 @@ describe('grpo', () => {
     expect(Object.keys(header).some((key) => key.endsWith('.projector_right') || key.endsWith('.projector_left'))).toBe(true);
   });
 
+  it('trains full parameters with BAdam (one layer at a time; rollouts read the finished layers) and resumes on the same curve', () => {
+    const [whole, resumed] = [path.join(work, 'grpo-badam'), path.join(work, 'grpo-badam-resumed')];
+    const settings = [...quickstart, 'stage=grpo', 'finetuning_type=full', 'use_badam=true', 'badam_switch_interval=2', 'badam_verbose=1', 'learning_rate=1e-4', 'lr_scheduler_type=constant', 'dataset=echo_train', 'eval_dataset=null', 'do_eval=false', 'reward_funcs=[soft_overlong]', 'soft_max_length=12', 'soft_cache_length=10', 'num_generations=4', 'per_device_train_batch_size=8', 'max_completion_length=16', 'max_steps=5', 'logging_steps=1', 'save_steps=3'];
+    const out = ok('train', ...settings, `output_dir=${whole}`);
+    expect(out).toContain('BAdam: from step 2, parameters with the prefix model.layers.1. are trainable');
+    expect(out).toContain('BAdam: from step 4, parameters with the prefix model.layers.2. are trainable');
+    // Resumed from step 3 (layer 1's second step): the block and its state come back from the checkpoint.
+    fs.cpSync(path.join(whole, 'checkpoint-3'), path.join(resumed, 'checkpoint-3'), { recursive: true });
+    ok('train', ...settings, `output_dir=${resumed}`, 'overwrite_output_dir=false', `resume_from_checkpoint=${path.join(resumed, 'checkpoint-3')}`);
+    const curve = (dir: string) => logged(dir).map((entry) => [entry.loss, entry.reward, entry.kl]);
+    expect(curve(resumed)).toEqual(curve(whole));
+    expect(logged(whole)).toHaveLength(5);
+  });
+
   it('reuses each batch of rollouts num_iterations times, and resumes between two of them on the same curve', () => {
     const [whole, resumed] = [path.join(work, 'grpo-iterations'), path.join(work, 'grpo-iterations-resumed')];
     const short = [...quickstart, 'stage=grpo', 'dataset=echo_train', 'eval_dataset=null', 'do_eval=false', 'reward_funcs=[soft_overlong]', 'soft_max_length=12', 'soft_cache_length=10', 'num_generations=4', 'per_device_train_batch_size=8', 'max_completion_length=16', 'num_iterations=2', 'learning_rate=2e-3', 'max_steps=4', 'logging_steps=1', 'save_steps=3'];

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Batch, UnsupervisedExample } from '@tunekit/data';
 import { Graph } from '@tunekit/graph';
-import { NotBuiltError, TunekitError } from '@tunekit/kernel';
+import { TunekitError } from '@tunekit/kernel';
 import { createRng, dropoutSeed, type Rng } from '@tunekit/models';
 import {
   BatchSampler,
@@ -92,10 +92,6 @@ export class RolloutLoop {
 
   constructor(private readonly options: RolloutLoopOptions) {
     this.args = options.args;
-    const optimizer = options.optimizers.optimizer;
-    // GaLore's host-side hook runs on every update; a block optimizer would need the update count of a resumed run
-    // before its programs are built.
-    if (optimizer.activeBlock) throw new NotBuiltError('Online RL (ppo, grpo) with a block optimizer (BAdam, use_badam)');
   }
 
   private get iterations(): number {
@@ -134,6 +130,8 @@ export class RolloutLoop {
       summarizeWindow: (sums, counts) => Object.fromEntries([...sums].map(([name, sum]) => [name, sum / counts.get(name)!])),
       checkpointFiles: () => ({ [RL_STATE_FILE]: `${JSON.stringify({ optimizer_updates: this.optimizerUpdates, algorithm: algorithm.state() }, null, 2)}\n` }),
       restore: (checkpoint) => this.restore(checkpoint),
+      // Several updates per step (ppo_epochs, mini-batches): BAdam picks its block from the update count.
+      resumedUpdates: (checkpoint) => this.savedState(checkpoint).optimizer_updates,
     });
     this.run = run;
     let epochBatches: { epoch: number; batches: number[][] } | undefined;
@@ -203,12 +201,16 @@ export class RolloutLoop {
 
   /** The update count and the algorithm's state (KL controller, score moments) of a checkpoint. */
   private restore(checkpoint: string): void {
+    const saved = this.savedState(checkpoint);
+    this.optimizerUpdates = saved.optimizer_updates;
+    this.options.algorithm.restore(saved.algorithm);
+  }
+
+  private savedState(checkpoint: string): { optimizer_updates: number; algorithm: Record<string, unknown> } {
     const stateFile = path.join(checkpoint, RL_STATE_FILE);
     if (!fs.existsSync(stateFile)) {
       throw new TunekitError(`${checkpoint} has no ${RL_STATE_FILE} (saved with save_only_model, or not by an RL stage): it cannot resume training exactly. Start a new run from its weights instead.`);
     }
-    const saved = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as { optimizer_updates: number; algorithm: Record<string, unknown> };
-    this.optimizerUpdates = saved.optimizer_updates;
-    this.options.algorithm.restore(saved.algorithm);
+    return JSON.parse(fs.readFileSync(stateFile, 'utf8')) as { optimizer_updates: number; algorithm: Record<string, unknown> };
   }
 }

@@ -82,10 +82,9 @@ export class PolicySampler {
    */
   async sample(prompts: readonly (readonly number[])[], values: ReadonlyMap<string, Float32Array>, settings: RolloutSettings, rng: Rng): Promise<Completion[]> {
     if (prompts.some((p) => p.length === 0)) throw new TunekitError('A rollout prompt has no tokens: check the dataset and cutoff_len.');
-    const missing = this.parameters.find((p) => !values.has(p.name));
-    if (missing) throw new TunekitError(`The rollout needs the trainable tensor '${missing.name}', which the trainer does not hold.`, 1);
+    // A tensor the trainer does not hold right now (BAdam trains one block at a time) has the model's current value.
     const weights: Record<string, ort.Tensor> = {};
-    for (const p of this.parameters) weights[p.name] = new ort.Tensor('float32', values.get(p.name)!, [...p.shape]);
+    for (const p of this.parameters) weights[p.name] = new ort.Tensor('float32', values.get(p.name) ?? this.model.weights.read(p.name), [...p.shape]);
 
     const eos = new Set(settings.eosTokenIds);
     const rows: Row[] = prompts.map((prompt, index) => ({ index, prompt, tokens: [], logps: [], pads: 0 }));

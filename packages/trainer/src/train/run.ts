@@ -49,10 +49,10 @@ export interface TrainingRunOptions {
   /** Reads what `checkpointFiles` wrote, when the run resumes from `checkpoint`. */
   readonly restore?: (checkpoint: string) => void;
   /**
-   * The optimizer update that the first global step of a resumed run starts with (block optimizers choose their block
-   * from it); default: the global step (one update per step).
+   * How many optimizer updates the checkpoint a run resumes from had made (block optimizers choose their block from
+   * the next one); default: its global step (one update per step).
    */
-  readonly resumedUpdate?: (globalStep: number) => number;
+  readonly resumedUpdates?: (checkpoint: string, globalStep: number) => number;
 }
 
 /** What a caller of a training run sets up: the model, tuner, arguments, optimizer and where output goes. */
@@ -158,7 +158,7 @@ export class TrainingRun {
     const optimizer = options.optimizers.optimizer;
     const blocks = optimizer.activeBlock ? new BlockTraining(options.model, options.tuner, optimizer) : undefined;
     const resumedStep = prepared.resumeFrom ? readTrainerState(path.join(prepared.resumeFrom, TRAINER_STATE_NAME)).global_step : 0;
-    const firstUpdate = (options.resumedUpdate ?? ((step: number) => step))(resumedStep) + 1;
+    const firstUpdate = (prepared.resumeFrom && options.resumedUpdates ? options.resumedUpdates(prepared.resumeFrom, resumedStep) : resumedStep) + 1;
     let block: ParameterBlock | undefined;
     if (blocks) {
       // Blocks trained before the checkpoint live in its model weights, not in any program's trainable values.
