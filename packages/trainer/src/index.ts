@@ -16,7 +16,7 @@ export * from './outputs/similarity';
 export { trainingArgumentsFrom, totalOptimizerSteps, stepsOf, type TrainingArguments } from './train/args';
 export { BatchSampler, type SamplerOptions } from './train/sampler';
 export { EvalProgram, GradProgram, neftuneNoise, UpdateProgram, type ParameterGroupSpec, type ParameterSlot } from './train/programs';
-export { causalLmObjective, meanMetrics, type Feeds, type ObjectiveGraph, type TrainingObjective } from './train/objective';
+export { causalLmObjective, meanMetrics, type Feeds, type ObjectiveContext, type ObjectiveGraph, type TrainingObjective } from './train/objective';
 export { countedTokens, int64, modelFeeds } from './train/feeds';
 export { Trainer, type TrainerOptions, type TrainOutput, type TrainExample } from './train/trainer';
 export { parameterGroups, TrainingRun, type RunSetup, type TrainingRunOptions, type UpdateOutcome } from './train/run';

@@ -1,14 +1,14 @@
 import type { Batch, UnsupervisedExample } from '@tunekit/data';
 import type { HostTensor } from '@tunekit/graph';
 import { TunekitError, type RewardFunction, type RewardInput, type TokenizerLike } from '@tunekit/kernel';
-import { causalLMInputs, createRng } from '@tunekit/models';
+import { createRng } from '@tunekit/models';
 import { modelFeeds, type Feeds, type TrainingObjective } from '@tunekit/trainer';
 import { groupAdvantages, meanStd } from './advantages';
 import { RolloutRows } from './batches';
 import { grpoLoss, type GrpoLossType } from './losses';
 import type { RlAlgorithm, RlStepContext, RlStepResult } from './loop';
 import type { Completion, PolicySampler, RolloutSettings } from './rollout';
-import { scaledTokenLogps, type RowScorer } from './scorer';
+import { policyForward, type RowScorer } from './scorer';
 
 /** Feeds an objective reads beside a batch's token tensors (rollout quantities), keyed by the batch object. */
 export class RolloutFeeds {
@@ -108,14 +108,9 @@ export interface GrpoSettings {
 export function grpoObjective(settings: Pick<GrpoSettings, 'epsilon' | 'epsilonHigh' | 'beta' | 'lossType' | 'rollout'>, feeds: RolloutFeeds): TrainingObjective {
   return {
     build(g, model, context = {}) {
-      const inputs = causalLMInputs(g);
-      const labels = g.input('labels', 'int64', ['batch', 'seq']);
-      const mask = g.input('response_mask', 'float32', ['batch', 'seq']);
-      const oldLogps = g.input('old_logps', 'float32', ['batch', 'seq']);
+      const { mask, oldLogps, logps } = policyForward(g, model, context, settings.rollout.logitScale);
       const advantages = g.input('advantages', 'float32', ['batch']);
       const refLogps = settings.beta !== 0 ? g.input('ref_logps', 'float32', ['batch', 'seq']) : undefined;
-      const { logits } = model.forward(g, inputs, { dropoutSeed: context.dropoutSeed, embeddingNoise: context.embeddingNoise });
-      const logps = scaledTokenLogps(g, logits, labels, settings.rollout.logitScale);
       const loss = grpoLoss({ logps, oldLogps, refLogps, advantages, mask, epsilon: settings.epsilon, epsilonHigh: settings.epsilonHigh, beta: settings.beta, lossType: settings.lossType, maxCompletionLength: settings.rollout.maxNewTokens });
       return { lossSum: loss.loss, metrics: { clip_ratio: loss.clipRatio, ...(loss.kl ? { kl: loss.kl } : {}) } };
     },

@@ -1,6 +1,6 @@
 import type { Batch, UnsupervisedExample } from '@tunekit/data';
 import type { TokenizerLike } from '@tunekit/kernel';
-import { causalLMInputs, createRng, type Rng } from '@tunekit/models';
+import { createRng, type Rng } from '@tunekit/models';
 import { ValueHead } from '@tunekit/plugin-preference';
 import type { TrainingObjective } from '@tunekit/trainer';
 import { generalizedAdvantages, klPenaltyRewards, meanStd, RunningMoments, type RunningMomentsState } from './advantages';
@@ -11,7 +11,7 @@ import type { RlAlgorithm, RlStepContext, RlStepResult } from './loop';
 import { ppoPolicyLoss, ppoValueLoss } from './losses';
 import type { RewardModel } from './reward-model';
 import type { Completion, PolicySampler, RolloutSettings } from './rollout';
-import { scaledTokenLogps, type RowScorer } from './scorer';
+import { policyForward, type RowScorer } from './scorer';
 
 export interface PpoSettings {
   /** Prompts per mini-batch (per_device_train_batch_size). */
@@ -47,15 +47,10 @@ export interface PpoSettings {
 export function ppoObjective(settings: Pick<PpoSettings, 'cliprange' | 'cliprangeValue' | 'vfCoef' | 'rollout'>, head: ValueHead, feeds: RolloutFeeds): TrainingObjective {
   return {
     build(g, model, context = {}) {
-      const inputs = causalLMInputs(g);
-      const labels = g.input('labels', 'int64', ['batch', 'seq']);
-      const mask = g.input('response_mask', 'float32', ['batch', 'seq']);
-      const oldLogps = g.input('old_logps', 'float32', ['batch', 'seq']);
+      const { inputs, mask, oldLogps, hiddenStates, logps } = policyForward(g, model, context, settings.rollout.logitScale);
       const advantages = g.input('advantages', 'float32', ['batch', 'seq']);
       const oldValues = g.input('old_values', 'float32', ['batch', 'seq']);
       const returns = g.input('returns', 'float32', ['batch', 'seq']);
-      const { logits, hiddenStates } = model.forward(g, inputs, { dropoutSeed: context.dropoutSeed, embeddingNoise: context.embeddingNoise });
-      const logps = scaledTokenLogps(g, logits, labels, settings.rollout.logitScale);
       const { weight, bias } = head.parameters(g);
       const values = g.Reshape(ValueHead.scores(g.Reshape(hiddenStates, [-1, model.config.hiddenSize]), weight.tensor, bias.tensor), g.Shape(inputs.inputIds));
       const policy = ppoPolicyLoss({ logps, oldLogps, advantages, mask, cliprange: settings.cliprange });

@@ -2,7 +2,7 @@ import { Graph, Session, type HostTensor, type SessionOptions, type Tensor } fro
 import { TunekitError } from '@tunekit/kernel';
 import { causalLMInputs, tokenLogps, type CausalLM } from '@tunekit/models';
 import { gatherMarked, ValueHead } from '@tunekit/plugin-preference';
-import { modelFeeds } from '@tunekit/trainer';
+import { modelFeeds, type ObjectiveContext } from '@tunekit/trainer';
 import type { RolloutRows } from './batches';
 
 /** What a forward pass over rollout rows reports. */
@@ -28,6 +28,20 @@ export interface ScorerOptions {
 /** [rows, T] per-token log-probs of the completion labels under logits / scale. */
 export function scaledTokenLogps(g: Graph, logits: Tensor, labels: Tensor, scale: number): Tensor {
   return tokenLogps(scale === 1 ? logits : g.Div(logits, scale), labels).logps;
+}
+
+/**
+ * What the policy side of every rollout objective reads and computes: the model inputs, the labels (the sampled
+ * tokens), the response mask and the rollout's log-probs as graph inputs, and the policy's forward in training mode
+ * (dropout, NEFTune) with its per-token log-probs of the labels at the sampling temperature.
+ */
+export function policyForward(g: Graph, model: CausalLM, context: ObjectiveContext, logitScale: number) {
+  const inputs = causalLMInputs(g);
+  const labels = g.input('labels', 'int64', ['batch', 'seq']);
+  const mask = g.input('response_mask', 'float32', ['batch', 'seq']);
+  const oldLogps = g.input('old_logps', 'float32', ['batch', 'seq']);
+  const forward = model.forward(g, inputs, { dropoutSeed: context.dropoutSeed, embeddingNoise: context.embeddingNoise });
+  return { inputs, mask, oldLogps, hiddenStates: forward.hiddenStates, logps: scaledTokenLogps(g, forward.logits, labels, logitScale) };
 }
 
 /**
