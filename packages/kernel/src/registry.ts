@@ -1,6 +1,6 @@
 import type { DependencyContainer, InjectionToken } from 'tsyringe';
 import { TunekitError } from './errors';
-import { EXTENSION_POINTS, type ExtensionPoint } from './extension-points';
+import { EXTENSION_POINTS, type ExtensionPoint, type ResolvedConfig } from './extension-points';
 import { closest } from './suggest';
 import { createToken, resolveToken, type Token } from './token';
 
@@ -15,6 +15,11 @@ export interface Contribution<T> {
   /** One line for `tunekit plugins`. */
   readonly description?: string;
   readonly provider: ContributionProvider<T>;
+  /**
+   * A switch of the plugin's own keys that selects this contribution in place of the id the point's selecting key
+   * names: LLaMA-Factory's `use_galore: true` selects the `galore` optimizer whatever `optim` says (see `selectedId`).
+   */
+  readonly engagedBy?: (config: ResolvedConfig) => boolean;
 }
 
 export interface ContributionInfo {
@@ -26,6 +31,7 @@ export interface ContributionInfo {
 
 interface Entry extends ContributionInfo {
   readonly provider: ContributionProvider<unknown>;
+  readonly engagedBy?: (config: ResolvedConfig) => boolean;
 }
 
 /**
@@ -66,7 +72,13 @@ export class Registry {
       plugin: this.currentPlugin,
       description: contribution.description,
       provider: contribution.provider as ContributionProvider<unknown>,
+      engagedBy: contribution.engagedBy,
     });
+  }
+
+  /** The ids at `point` whose `engagedBy` switch is on in `config`. */
+  engaged(point: ExtensionPoint<unknown>, config: ResolvedConfig): string[] {
+    return [...(this.entries.get(point.name)?.values() ?? [])].filter((entry) => entry.engagedBy?.(config)).map((entry) => entry.id).sort();
   }
 
   ids(point: ExtensionPoint<unknown>): string[] {
@@ -121,6 +133,20 @@ export function registryOf(container: DependencyContainer): Registry {
 /** Contributes an implementation to an extension point under an id. Called from a plugin's `register(container)`. */
 export function contribute<T>(container: DependencyContainer, point: ExtensionPoint<T>, contribution: Contribution<T>): void {
   registryOf(container).add(point, contribution);
+}
+
+/**
+ * The id a run selects at `point`: `configured` (the value of the point's selecting key, e.g. `optim`), unless a
+ * contribution's `engagedBy` switch is on in `config`; two switched on at once is an error naming both.
+ */
+export function selectedId(run: DependencyContainer, point: ExtensionPoint<unknown>, configured: string, config: ResolvedConfig): string {
+  const registry = registryOf(run);
+  const engaged = registry.engaged(point, config);
+  if (engaged.length > 1) {
+    const owners = engaged.map((id) => `'${id}' (${registry.info(point, id)!.plugin})`).join(' and ');
+    throw new TunekitError(`The config switches on two ${point.title}s at once: ${owners}. Keep one of them.`);
+  }
+  return engaged[0] ?? configured;
 }
 
 /**

@@ -7,6 +7,7 @@ import {
   PluginScope,
   resolveContribution,
   RUN_CONFIG,
+  selectedId,
   TUNER,
   type LrSchedulerFactory,
   type ResolvedConfig,
@@ -109,5 +110,26 @@ describe('contribution and resolution by id', () => {
     scope.load(constantSchedulers(['flat'], []));
     resolveContribution(scope.createRun({}), LR_SCHEDULER, 'flat');
     expect(container.isRegistered(RUN_CONFIG, true)).toBe(false);
+  });
+});
+
+describe('contributions engaged by a switch', () => {
+  const plugin = (name: string, id: string, key: string): TunekitPlugin => ({
+    name,
+    options: [{ group: name, shape: { [key]: z.boolean().default(false) } }],
+    register(container) {
+      contribute(container, LR_SCHEDULER, { id, engagedBy: (config) => config[key] === true, provider: { useFactory: (): LrSchedulerFactory => ({ create: () => ({ multiplier: () => 0.5 }) }) } });
+    },
+  });
+
+  it('take the place of the configured id when their switch is on, and name both when two are', () => {
+    const scope = new PluginScope();
+    scope.load(constantSchedulers(['linear'], []));
+    scope.load(plugin('@test/a', 'switched_a', 'use_a'));
+    scope.load(plugin('@test/b', 'switched_b', 'use_b'));
+    const select = (config: ResolvedConfig) => selectedId(scope.createRun(config), LR_SCHEDULER, 'linear', config);
+    expect(select({})).toBe('linear');
+    expect(select({ use_a: true })).toBe('switched_a');
+    expect(() => select({ use_a: true, use_b: true })).toThrow("The config switches on two learning-rate schedulers at once: 'switched_a' (@test/a) and 'switched_b' (@test/b). Keep one of them.");
   });
 });

@@ -25,7 +25,6 @@ export {
   CausalLmRecipe,
   loadEncoder,
   loadModel,
-  optimizerId,
   prepareTrainingData,
   resolveTemplate,
   setUpModel,

@@ -105,9 +105,10 @@ export function blockOptimizer(base: GraphOptimizer, settings: BlockScheduleSett
   };
 }
 
-/** Contributes the `badam` optimizer, which recipes select when use_badam is true; it wraps the `optim` optimizer. */
+/** Contributes the `badam` optimizer, engaged by use_badam: true in place of `optim`, which it wraps. */
 export function register(container: DependencyContainer): void {
   contribute(container, OPTIMIZER, {
+    engagedBy: (config) => config.use_badam === true,
     id: 'badam',
     description: 'BAdam: block coordinate descent with the optim optimizer, one decoder layer at a time (use_badam)',
     provider: {

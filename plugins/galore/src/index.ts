@@ -68,9 +68,10 @@ export function galoreSettings(config: ResolvedConfig): GaloreSettings {
   };
 }
 
-/** Contributes the `galore` optimizer, which recipes select when use_galore is true. */
+/** Contributes the `galore` optimizer, engaged by use_galore: true in place of `optim`. */
 export function register(container: DependencyContainer): void {
   contribute(container, OPTIMIZER, {
+    engagedBy: (config) => config.use_galore === true,
     id: 'galore',
     description: 'GaLoreAdamW: AdamW with moments in a low-rank projection of each linear weight\'s gradient (use_galore)',
     provider: {

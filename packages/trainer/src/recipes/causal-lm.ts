@@ -10,6 +10,7 @@ import {
   OPTIMIZER,
   registryOf,
   resolveContribution,
+  selectedId,
   TEMPLATE,
   TRAINING_CALLBACK,
   TUNER,
@@ -107,19 +108,10 @@ export function setUpModel(run: DependencyContainer, config: ResolvedConfig, log
   return { model, modelDir, tuner };
 }
 
-/**
- * The optimizer id of a run: `optim`, unless LLaMA-Factory's use_galore or use_badam switch selects the `galore`
- * optimizer (@tunekit/plugin-galore, replacing AdamW) or the `badam` one (@tunekit/plugin-badam, wrapping `optim`).
- */
-export function optimizerId(config: ResolvedConfig): string {
-  if (config.use_galore === true) return 'galore';
-  if (config.use_badam === true) return 'badam';
-  return String(config.optim);
-}
-
 /** The Trainer's optimizer, schedule, callbacks and backend session settings, from the config's contributions. */
 export function trainingMachinery(run: DependencyContainer, config: ResolvedConfig): Pick<TrainerOptions<object>, 'optimizers' | 'callbacks' | 'sessionOptions'> {
-  const optimizer = resolveContribution(run, OPTIMIZER, optimizerId(config)) as GraphOptimizer;
+  // `optim`, unless a plugin's switch engages its own optimizer (use_galore, use_badam).
+  const optimizer = resolveContribution(run, OPTIMIZER, selectedId(run, OPTIMIZER, String(config.optim), config)) as GraphOptimizer;
   const scheduler = resolveContribution(run, LR_SCHEDULER, String(config.lr_scheduler_type));
   const backend = resolveContribution(run, INFERENCE_BACKEND, String(config.backend ?? 'cpu')).sessionOptions();
   const callbacks = registryOf(run).ids(TRAINING_CALLBACK).map((id) => resolveContribution(run, TRAINING_CALLBACK, id));
