@@ -31,11 +31,22 @@ export function periodOf(step: number, interval: number): { period: number; sinc
  * numel), wrapping to the start. Scatter: the same window over a permutation of the entries drawn once per weight
  * shape from the seed (BAdam shares one mask among weights of the same shape, keep_mask).
  */
-export function maskIndices(shape: readonly number[], settings: Pick<RatioSettings, 'ratio' | 'maskMode' | 'seed'>, period: number): number[] {
+export function maskIndices(
+  shape: readonly number[],
+  settings: Pick<RatioSettings, 'ratio' | 'maskMode' | 'seed'>,
+  period: number,
+  /** Permutations already drawn, by shape (every weight of a shape and every period use the same one). */
+  orders = new Map<string, Int32Array>(),
+): number[] {
   const numel = shape.reduce((a, b) => a * b, 1);
   const k = maskedCount(numel, settings.ratio);
   const offset = (period * k) % numel;
-  const order = settings.maskMode === 'scatter' ? permutation(numel, settings.seed, shape) : undefined;
+  let order: Int32Array | undefined;
+  if (settings.maskMode === 'scatter') {
+    const key = shape.join('x');
+    order = orders.get(key) ?? permutation(numel, settings.seed, shape);
+    orders.set(key, order);
+  }
   const out = Array.from({ length: k }, (_, j) => {
     const i = (offset + j) % numel;
     return order ? order[i] : i;
@@ -69,13 +80,14 @@ export function ratioTrainable(trainable: readonly OptimizerParameter[]): string
  */
 export function ratioOptimizer(settings: RatioSettings): GraphOptimizer {
   let period = 0;
+  const orders = new Map<string, Int32Array>();
   const [beta1, beta2] = settings.betas;
   return {
     stateNames: ['exp_avg', 'exp_avg_sq'],
     stateShape: (_name, shape) => [maskedCount(shape.reduce((a, b) => a * b, 1), settings.ratio)],
     update(g: Graph, { param, grad, state, lr, step }) {
       const shape = param.shape as readonly number[];
-      const indices = g.constant(BigInt64Array.from(maskIndices(shape, settings, period), (i) => BigInt(i)), 'int64', [state[0].shape[0] as number]);
+      const indices = g.constant(BigInt64Array.from(maskIndices(shape, settings, period, orders), (i) => BigInt(i)), 'int64', [state[0].shape[0] as number]);
       const flat = g.Reshape(param, [-1]);
       const selected = g.Gather(g.Reshape(grad, [-1]), indices);
       const dt = param.dtype;

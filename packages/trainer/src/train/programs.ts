@@ -180,6 +180,13 @@ export class UpdateProgram {
     options: { maxGradNorm: number; session: SessionOptions; chunkFloats?: number },
   ): Promise<UpdateProgram> {
     const clips = options.maxGradNorm > 0;
+    const stateShapes = new Map<string, readonly number[]>();
+    for (const p of parameters) {
+      for (const key of optimizer.stateNames) {
+        const shape = stateShapeOf(optimizer, key, p);
+        if (shape) stateShapes.set(`${p.name}.${key}`, shape);
+      }
+    }
     const parts = chunksOf(parameters, options.chunkFloats ?? UPDATE_CHUNK_FLOATS);
     const chunked = parts.length > 1;
     const groupOf = new Map<string, number>();
@@ -203,7 +210,7 @@ export class UpdateProgram {
         grads,
         maxGradNorm: clips && !chunked ? options.maxGradNorm : undefined,
       });
-      const stateKeys = part.flatMap((p) => optimizer.stateNames.filter((key) => stateShapeOf(optimizer, key, p)).map((key) => `${p.name}.${key}`));
+      const stateKeys = part.flatMap((p) => optimizer.stateNames.map((key) => `${p.name}.${key}`).filter((key) => stateShapes.has(key)));
       chunks.push({ session: await Session.create(g, options.session), parameters: part, groupIndices, stateKeys });
     }
     let norm: Session | undefined;
@@ -213,13 +220,6 @@ export class UpdateProgram {
       g.output(totalNorm, 'grad_norm');
       g.output(scale, 'clip_scale');
       norm = await Session.create(g, options.session);
-    }
-    const stateShapes = new Map<string, readonly number[]>();
-    for (const p of parameters) {
-      for (const key of optimizer.stateNames) {
-        const shape = stateShapeOf(optimizer, key, p);
-        if (shape) stateShapes.set(`${p.name}.${key}`, shape);
-      }
     }
     return new UpdateProgram(chunks, norm, stateShapes, groups, clips);
   }
@@ -251,12 +251,12 @@ export class UpdateProgram {
    * the global gradient norm before clipping (when max_grad_norm > 0).
    */
   async step(values: Map<string, Float32Array>, grads: Map<string, Float32Array>, state: Map<string, Float32Array>, baseLr: number, step: number): Promise<number | undefined> {
-    const tensor = (name: string, shape: readonly number[], data: Float32Array): HostTensor => ({ dtype: 'float32', dims: [...shape], data });
+    const tensor = (shape: readonly number[], data: Float32Array): HostTensor => ({ dtype: 'float32', dims: [...shape], data });
     let gradNorm: number | undefined;
     let scale: HostTensor | undefined;
     if (this.norm) {
       const feeds: Feeds = {};
-      for (const chunk of this.chunks) for (const p of chunk.parameters) feeds[`grad.${p.name}`] = tensor(p.name, p.shape, grads.get(p.name)!);
+      for (const chunk of this.chunks) for (const p of chunk.parameters) feeds[`grad.${p.name}`] = tensor(p.shape, grads.get(p.name)!);
       const out = await this.norm.run(feeds);
       gradNorm = Number(out.grad_norm.data[0]);
       scale = out.clip_scale;
@@ -266,10 +266,10 @@ export class UpdateProgram {
       chunk.groupIndices.forEach((group, i) => (feeds[`lr.${i}`] = { dtype: 'float32', dims: [], data: Float32Array.of(baseLr * this.groups[group].lrScale) }));
       if (scale) feeds.clip_scale = scale;
       for (const p of chunk.parameters) {
-        feeds[p.name] = tensor(p.name, p.shape, values.get(p.name)!);
-        feeds[`grad.${p.name}`] = tensor(p.name, p.shape, grads.get(p.name)!);
+        feeds[p.name] = tensor(p.shape, values.get(p.name)!);
+        feeds[`grad.${p.name}`] = tensor(p.shape, grads.get(p.name)!);
       }
-      for (const key of chunk.stateKeys) feeds[key] = tensor(key, this.stateShapes.get(key)!, state.get(key)!);
+      for (const key of chunk.stateKeys) feeds[key] = tensor(this.stateShapes.get(key)!, state.get(key)!);
       const out = await chunk.session.run(feeds);
       if (this.clips && !this.norm) gradNorm = Number(out.grad_norm.data[0]);
       for (const p of chunk.parameters) {

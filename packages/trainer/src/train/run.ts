@@ -119,7 +119,6 @@ class LogWindow {
 export class TrainingRun {
   values = new Map<string, Float32Array>();
   private optimizerState = new Map<string, Float32Array>();
-  private stateShapes: ReadonlyMap<string, readonly number[]> = new Map();
   globalStep = 0;
   private stepsThisSession = 0;
   private readonly window = new LogWindow();
@@ -138,14 +137,12 @@ export class TrainingRun {
     private readonly blocks: BlockTraining | undefined,
     private readonly runLog: RunLog,
     private readonly progress: ProgressReporter,
-    readonly resumedFrom: string | undefined,
   ) {
     this.log = options.log ?? (() => {});
     const { args } = options;
     const warmupSteps = args.warmupSteps > 0 ? args.warmupSteps : Math.ceil(args.warmupRatio * options.maxSteps);
     const schedule = options.optimizers.scheduler.create({ totalSteps: options.maxSteps, warmupSteps, baseLr: args.learningRate, kwargs: options.optimizers.schedulerKwargs ?? {} });
     this.lrMultiplier = (step) => schedule.multiplier(step);
-    this.stateShapes = updateProgram.stateShapes;
     this.tokensSeen = runLog.state.num_input_tokens_seen;
     this.globalStep = runLog.state.global_step;
   }
@@ -178,7 +175,7 @@ export class TrainingRun {
     };
     const runLog = prepared.resumeFrom ? RunLog.resume(prepared.resumeFrom, logOptions) : new RunLog(logOptions);
     const progress = new ProgressReporter({ stream: options.progressStream ?? process.stdout, totalSteps: options.maxSteps });
-    const run = new TrainingRun(options, gradProgram, updateProgram, blocks, runLog, progress, prepared.resumeFrom);
+    const run = new TrainingRun(options, gradProgram, updateProgram, blocks, runLog, progress);
     run.logSizes();
     const names = gradProgram.parameters.map((p) => p.name);
     if (prepared.resumeFrom) {
@@ -221,8 +218,9 @@ export class TrainingRun {
     const total = options.model.parameters().reduce((sum, p) => sum + size(p), 0) + (options.tuner.addsAdapters ? trainable - objectiveOwn : 0) + objectiveOwn;
     this.log(`trainable params: ${trainable.toLocaleString('en-US')} || all params: ${total.toLocaleString('en-US')} || trainable%: ${((100 * trainable) / total).toFixed(4)}`);
     let values = 0;
-    for (const shape of this.stateShapes.values()) values += shape.reduce((a, b) => a * b, 1);
-    this.log(`optimizer state: ${this.stateShapes.size} tensors, ${((values * 4) / 2 ** 20).toFixed(2)} MiB`);
+    const shapes = this.updateProgram.stateShapes;
+    for (const shape of shapes.values()) values += shape.reduce((a, b) => a * b, 1);
+    this.log(`optimizer state: ${shapes.size} tensors, ${((values * 4) / 2 ** 20).toFixed(2)} MiB`);
   }
 
   /** The scheduled learning rate after `step` global steps. */
@@ -289,7 +287,6 @@ export class TrainingRun {
       blocks.activate(updateNumber, this.log);
       await this.updateProgram.release();
       this.updateProgram = await TrainingRun.updateProgramFor(this.options, this.gradProgram);
-      this.stateShapes = this.updateProgram.stateShapes;
       this.optimizerState = this.updateProgram.initialState();
       return;
     }
@@ -300,7 +297,6 @@ export class TrainingRun {
     await this.gradProgram.release();
     await this.updateProgram.release();
     ({ gradProgram: this.gradProgram, updateProgram: this.updateProgram } = await TrainingRun.programs(this.options));
-    this.stateShapes = this.updateProgram.stateShapes;
     this.values = new Map(this.gradProgram.parameters.map((p) => [p.name, kept.get(p.name) ?? this.gradProgram.initial(p.name)]));
     this.optimizerState = this.updateProgram.initialState();
     await this.onProgramsChanged?.();
@@ -433,7 +429,7 @@ export class TrainingRun {
     try {
       this.saveModel(writer.dir);
       if (!args.saveOnlyModel) {
-        saveOptimizerState(writer.pathOf(OPTIMIZER_STATE_FILE), this.optimizerState, (key) => this.stateShapes.get(key)!);
+        saveOptimizerState(writer.pathOf(OPTIMIZER_STATE_FILE), this.optimizerState, (key) => this.updateProgram.stateShapes.get(key)!);
         writer.writeJson('scheduler.json', { last_epoch: step });
         for (const [name, text] of Object.entries(this.options.checkpointFiles?.() ?? {})) writer.writeFile(name, text);
       }
