@@ -39,5 +39,5 @@ export { buildTokenizer, learnMerges, bytesToUnicode, archTokens, checkTokenizer
 export type { BuiltTokenizer, ArchTokens } from './tokenizer-builder';
 export { resizeVocabulary, VOCAB_MULTIPLE } from './resize';
 export { MergedWeights } from './adapters/merged-weights';
-export { quantize, quantizeBlockwise, dequantizeBlockwise, quantizableWeights, QuantizedWeights, NF4_CODE, FP4_CODE, INT4_CODE } from './quantize';
+export { quantize, quantizationSettings, quantizeBlockwise, dequantizeBlockwise, quantizableWeights, QuantizedWeights, NF4_CODE, FP4_CODE, INT4_CODE } from './quantize';
 export type { QuantizeOptions, QuantizationType } from './quantize';

@@ -115,6 +115,15 @@ export function dequantizeBlockwise(codes: Int8Array | Uint8Array, scales: Float
   return out;
 }
 
+/**
+ * The quantization LLaMA-Factory's `quantization_bit` / `quantization_type` values select (bitsandbytes' block of 64,
+ * nf4 unless fp4), or undefined when `bits` is not 4 or 8 (no quantization_bit).
+ */
+export function quantizationSettings(bits: unknown, type: unknown): { bits: 4 | 8; type: 'nf4' | 'fp4'; blockSize: number } | undefined {
+  if (bits !== 4 && bits !== 8) return undefined;
+  return { bits, type: type === 'fp4' ? 'fp4' : 'nf4', blockSize: 64 };
+}
+
 /** The decoder layers' linear weights (what bitsandbytes replaces): not embeddings, norms or lm_head. */
 export function quantizableWeights(names: readonly string[]): string[] {
   return names.filter((n) => /^model\.layers\.\d+\.(self_attn|mlp)\.[a-z_]+_proj\.weight$/.test(n));

@@ -10,6 +10,7 @@ import {
   type Template,
 } from '@tunekit/kernel';
 import { GenerationEngine, generationSettingsFrom, type ChatCompletion, type GenerationSettings } from '@tunekit/inference';
+import { quantizationSettings } from '@tunekit/models';
 
 /** What one chat turn may change besides the messages (an API request's parameters). */
 export interface ChatTurnOptions {
@@ -52,7 +53,7 @@ export class ChatModel {
       backendOptions: backend.sessionOptions(),
       seed: typeof config.seed === 'number' ? config.seed : undefined,
       // quantization_bit (@tunekit/plugin-quantization): the base is quantized as in QLoRA training.
-      quantization: config.quantization_bit === 4 || config.quantization_bit === 8 ? { bits: config.quantization_bit, type: config.quantization_type === 'fp4' ? 'fp4' : 'nf4' } : undefined,
+      quantization: quantizationSettings(config.quantization_bit, config.quantization_type),
       log,
     });
     const tokenizer = engine.tokenizer;

@@ -1,3 +1,4 @@
+import { quantizationSettings as settingsOf } from '@tunekit/models';
 import { nullToUndefined, readNumber, z, type ConfigIssue, type DependencyContainer, type OptionGroup, type ResolvedConfig } from '@tunekit/kernel';
 
 export const name = '@tunekit/plugin-quantization';
@@ -7,9 +8,7 @@ export const QUANTIZATION_METHODS = ['bitsandbytes', 'hqq', 'eetq'] as const;
 
 /** What the trainer passes to `@tunekit/models`' `quantize(model, ...)` for a config, or undefined without quantization_bit. */
 export function quantizationSettings(config: ResolvedConfig): { bits: 4 | 8; type: 'nf4' | 'fp4'; blockSize: number } | undefined {
-  const bits = config.quantization_bit;
-  if (bits !== 4 && bits !== 8) return undefined;
-  return { bits, type: config.quantization_type === 'fp4' ? 'fp4' : 'nf4', blockSize: 64 };
+  return settingsOf(config.quantization_bit, config.quantization_type);
 }
 
 /** LLaMA-Factory's rules for a quantized base, and what tunekit does not build. */

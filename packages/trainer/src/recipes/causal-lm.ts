@@ -22,7 +22,7 @@ import {
   type Template,
   type Tuner,
 } from '@tunekit/kernel';
-import { CausalLM, createRandomModel, quantize, readModelConfig, resizeVocabulary } from '@tunekit/models';
+import { CausalLM, createRandomModel, quantizationSettings, quantize, readModelConfig, resizeVocabulary } from '@tunekit/models';
 import { loadTokenizer, type HfTokenizer } from '@tunekit/tokenizer';
 import { saveMetrics } from '../outputs/metrics';
 import { trainingArgumentsFrom, type TrainingArguments } from '../train/args';
@@ -95,9 +95,8 @@ export async function prepareTrainingData<E>(
  */
 export function setUpModel(run: DependencyContainer, config: ResolvedConfig, log: (line: string) => void, tokenizer?: HfTokenizer): { model: CausalLM; modelDir: string; tuner: Tuner } {
   const { model, modelDir } = loadModel(config, log, tokenizer);
-  if (config.quantization_bit === 4 || config.quantization_bit === 8) {
-    quantize(model, { bits: config.quantization_bit, type: config.quantization_type === 'fp4' ? 'fp4' : 'nf4', blockSize: 64, log });
-  }
+  const quantization = quantizationSettings(config.quantization_bit, config.quantization_type);
+  if (quantization) quantize(model, { ...quantization, log });
   const tuner = resolveContribution(run, TUNER, String(config.finetuning_type));
   tuner.apply(model);
   if (config.print_param_status === true) {
