@@ -181,6 +181,8 @@ export class Decoder {
 
   private constructor(
     readonly config: ModelConfig,
+    /** The model's trainable tensors, graph inputs that every pass is fed (`run`'s `weights`); none for inference. */
+    readonly parameters: readonly { readonly name: string; readonly shape: readonly number[] }[],
     private readonly promptSession: ort.InferenceSession,
     private readonly stepSession: ort.InferenceSession,
     readonly options: Required<Pick<DecoderOptions, 'graphs' | 'kvOutputs'>>,
@@ -202,9 +204,11 @@ export class Decoder {
       return ort.InferenceSession.create(compiled.modelPath, ortSessionOptions(sessionOptions));
     };
     try {
-      const step = await open(buildDecoderGraph(model, { sequenceLength: graphs === 'split' ? 1 : undefined }));
+      const stepGraph = buildDecoderGraph(model, { sequenceLength: graphs === 'split' ? 1 : undefined });
+      const parameters = model.trainableParameters(stepGraph).map((p) => ({ name: p.name, shape: [...p.shape] }));
+      const step = await open(stepGraph);
       const prompt = graphs === 'split' ? await open(buildDecoderGraph(model, { past: false })) : step;
-      return new Decoder(model.config, prompt, step, { graphs, kvOutputs }, tempDirs);
+      return new Decoder(model.config, parameters, prompt, step, { graphs, kvOutputs }, tempDirs);
     } catch (e) {
       for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
       throw new TunekitError(`${model.source}: could not create the decoder session: ${(e as Error).message}`);
@@ -216,8 +220,11 @@ export class Decoder {
     return new KvCache(c.numLayers, c.numKvHeads, c.headDim, rows, maxLength, this.options.kvOutputs);
   }
 
-  /** Runs one pass over the cache (a prompt pass when it is empty) and appends the new keys/values to it. */
-  async run(cache: KvCache, pass: DecoderPass, want: 'logits' | 'argmax'): Promise<PassOutput> {
+  /**
+   * Runs one pass over the cache (a prompt pass when it is empty) and appends the new keys/values to it. `weights`
+   * feeds the trainable tensors (`parameters`) of a model being trained (RL rollouts).
+   */
+  async run(cache: KvCache, pass: DecoderPass, want: 'logits' | 'argmax', weights: Record<string, ort.Tensor> = {}): Promise<PassOutput> {
     const rows = cache.rows;
     const total = cache.length + pass.seq;
     const usePrompt = cache.length === 0 && this.promptSession !== this.stepSession;
@@ -230,6 +237,7 @@ export class Decoder {
       attention_mask: new ort.Tensor('int64', pass.attentionMask, [rows, total]),
       position_ids: new ort.Tensor('int64', pass.positionIds, [rows, pass.seq]),
       ...(usePrompt ? {} : cache.pastFeeds()),
+      ...weights,
     };
     const fetches: Record<string, ort.Tensor | null> = cache.presentFetches(pass.seq);
     const vocab = this.config.vocabSize;

@@ -7,7 +7,7 @@ import { HfTokenizer } from '@tunekit/tokenizer';
 import { loadAdapters, withAdapters, type AdapterMode, type AdapterOptions } from './adapters';
 import { BeamHypotheses } from './beam-search';
 import { Decoder, promptPass, stepPass, type DecoderOptions, type DecoderPass, type KvCache, type PassOutput } from './decoder';
-import { applyRepetitionPenalty, applyTemperature, applyTopK, applyTopP, argmax, logSoftmax, sampleIndex, softmax, topIndices } from './logits';
+import { applyRepetitionPenalty, argmax, chooseToken, logSoftmax, topIndices } from './logits';
 import { newTokenBudget, resolveSettings, type GenerationSettings } from './settings';
 import { TextStream } from './text-stream';
 
@@ -259,14 +259,7 @@ export class GenerationEngine {
 
   private choose(out: PassOutput, row: number, q: Sequence, s: GenerationSettings, rng: Rng): number {
     if ('nextTokens' in out) return out.nextTokens[row];
-    const vocab = this.model.config.vocabSize;
-    const scores = Float64Array.from(out.logits.subarray(row * vocab, (row + 1) * vocab));
-    applyRepetitionPenalty(scores, [...q.prompt, ...q.tokens], s.repetitionPenalty);
-    if (!s.doSample) return argmax(scores);
-    applyTemperature(scores, s.temperature);
-    applyTopK(scores, s.topK);
-    applyTopP(scores, s.topP);
-    return sampleIndex(softmax(scores), rng.uniform());
+    return chooseToken(out.logits, row, this.model.config.vocabSize, [...q.prompt, ...q.tokens], s, rng);
   }
 
   // ------------------------------------------------------------------------------------------------ beam search

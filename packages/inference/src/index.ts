@@ -15,9 +15,11 @@ export {
   applyTopK,
   applyTopP,
   argmax,
+  chooseToken,
   kthLargest,
   logSoftmax,
   sampleIndex,
   softmax,
   topIndices,
+  type TokenChoice,
 } from './logits';

@@ -140,3 +140,27 @@ export function topIndices(values: ArrayLike<number>, k: number): number[] {
   for (let i = 0; i < values.length && picked.length < n; i++) if (values[i] === kth) picked.push(i);
   return picked.sort((a, b) => values[b] - values[a] || a - b);
 }
+
+/** What `chooseToken` reads of the generation settings. */
+export interface TokenChoice {
+  readonly doSample: boolean;
+  readonly temperature: number;
+  readonly topK: number;
+  readonly topP: number;
+  readonly repetitionPenalty: number;
+}
+
+/**
+ * The next token of row `row` of [rows, vocab] logits, as Hugging Face's generate picks it: the repetition penalty
+ * over `context` (prompt and tokens so far), then the argmax, or with sampling temperature, top-k and top-p and a
+ * draw from `random` (only when sampling, so greedy rows leave the generator untouched).
+ */
+export function chooseToken(logits: Float32Array, row: number, vocab: number, context: readonly number[], s: TokenChoice, random: { uniform(): number }): number {
+  const scores = Float64Array.from(logits.subarray(row * vocab, (row + 1) * vocab));
+  applyRepetitionPenalty(scores, context, s.repetitionPenalty);
+  if (!s.doSample) return argmax(scores);
+  applyTemperature(scores, s.temperature);
+  applyTopK(scores, s.topK);
+  applyTopP(scores, s.topP);
+  return sampleIndex(softmax(scores), random.uniform());
+}
