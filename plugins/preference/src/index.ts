@@ -34,6 +34,7 @@ export {
   DPO_LAYOUT,
   feedbackLength,
   FrozenReference,
+  frozenReferenceModel,
   gatherMarked,
   KTO_LAYOUT,
   ktoObjective,

@@ -1,10 +1,10 @@
 import type { UnsupervisedExample } from '@tunekit/data';
 import type { SessionOptions } from '@tunekit/graph';
-import { NotBuiltError, resolveContribution, REWARD_FUNCTION, TunekitError, type DependencyContainer, type ResolvedConfig, type Stage, type StageContext, type Template, type Tuner } from '@tunekit/kernel';
-import { CausalLM, LoraAdapter } from '@tunekit/models';
+import { listOf, resolveContribution, REWARD_FUNCTION, TunekitError, type DependencyContainer, type ResolvedConfig, type Stage, type StageContext, type Template, type Tuner } from '@tunekit/kernel';
+import type { CausalLM } from '@tunekit/models';
 import type { HfTokenizer } from '@tunekit/tokenizer';
-import { loadEncoder, prepareTrainingData, saveMetrics, setUpModel, trainingArgumentsFrom, trainingMachinery, type TrainingArguments } from '@tunekit/trainer';
-import { ValueHead } from '@tunekit/plugin-preference';
+import { loadEncoder, prepareTrainingData, setUpModel, trainAndEvaluate, trainingArgumentsFrom, trainingMachinery } from '@tunekit/trainer';
+import { frozenReferenceModel, ValueHead } from '@tunekit/plugin-preference';
 import { GrpoAlgorithm, type SelectedReward } from './grpo';
 import type { GrpoLossType } from './losses';
 import { PpoAlgorithm } from './ppo';
@@ -13,11 +13,6 @@ import { RolloutLoop, type RlAlgorithm } from './loop';
 import { RL_DEFAULTS } from './options';
 import { PolicySampler, type RolloutSettings } from './rollout';
 import { RowScorer } from './scorer';
-
-function list(value: unknown): string[] {
-  if (value === undefined || value === null) return [];
-  return Array.isArray(value) ? value.map(String) : String(value).split(',').map((item) => item.trim()).filter(Boolean);
-}
 
 const num = (config: ResolvedConfig, key: string, fallback: number): number => {
   const value = config[key];
@@ -51,31 +46,13 @@ export function rolloutSettings(config: ResolvedConfig, maxNewTokens: number, eo
  * disabled; otherwise a frozen model (`ref_model` with `ref_model_adapters`, or a copy of the base).
  */
 export async function referenceScorer(config: ResolvedConfig, policy: CausalLM, tuner: Tuner, session: SessionOptions, logitScale: number, log: (line: string) => void): Promise<RowScorer> {
-  const refModel = typeof config.ref_model === 'string' ? config.ref_model : undefined;
-  if (refModel === undefined && tuner.addsAdapters) {
+  const frozen = frozenReferenceModel(config, tuner, log);
+  if (!frozen) {
     log('Reference model: the policy with its adapters disabled.');
     return RowScorer.create(policy, { session, disableAdapters: true, logps: { logitScale } });
   }
-  const dir = refModel ?? String(config.model_name_or_path);
-  const frozen = CausalLM.load(dir, { log });
-  const adapters = list(config.ref_model_adapters);
-  for (const adapter of adapters) LoraAdapter.load(adapter, frozen).apply(frozen, { trainable: false });
-  log(`Reference model: ${refModel ? `ref_model ${refModel}` : `a frozen copy of ${dir}`}, in a session of its own.`);
-  return RowScorer.create(frozen, { session, logps: { logitScale } });
-}
-
-/** Runs an RL algorithm on the shared loop: train (do_train), evaluate on held-out prompts (do_eval), save. */
-async function trainAndEvaluate(loop: RolloutLoop, config: ResolvedConfig, args: TrainingArguments, log: (line: string) => void): Promise<void> {
-  if (config.do_train === true) {
-    const result = await loop.train();
-    log(`Training finished at step ${result.globalStep}: train_loss ${result.metrics.train_loss?.toFixed(4)}, ${result.metrics.train_runtime?.toFixed(1)} s.`);
-  }
-  if (config.do_eval === true) {
-    const metrics = await loop.evaluate();
-    saveMetrics(args.outputDir, 'eval', metrics);
-    log(`eval_reward ${metrics.eval_reward?.toFixed(4)}`);
-  }
-  if (config.do_predict === true) throw new NotBuiltError(`Batch prediction (do_predict) for stage ${String(config.stage)}`);
+  log(`Reference model: ${frozen.description}.`);
+  return RowScorer.create(frozen.model, { session, logps: { logitScale } });
 }
 
 /** Sets up what every RL stage shares: tokenizer, template, prompts, policy and tuner, optimizer, backend, sampler. */
@@ -112,7 +89,7 @@ function loopOf(setup: Setup, algorithm: RlAlgorithm, log: (line: string) => voi
 
 /** The reward functions of `reward_funcs` with their `reward_weights`. */
 function selectRewards(run: DependencyContainer, config: ResolvedConfig): SelectedReward[] {
-  const ids = list(config.reward_funcs);
+  const ids = listOf(config.reward_funcs);
   if (!ids.length) throw new TunekitError('stage grpo needs at least one reward function: set reward_funcs (e.g. [accuracy]).');
   const weights = (config.reward_weights as number[] | undefined) ?? ids.map(() => 1);
   return ids.map((id, i) => ({ id, fn: resolveContribution(run, REWARD_FUNCTION, id), weight: weights[i] }));
@@ -179,7 +156,7 @@ export class PpoRecipe implements Stage {
     const run = this.container;
     const setup = await setUp(run, config, log);
     const { model, modelDir, session } = setup;
-    const headDir = list(config.adapter_name_or_path).at(-1) ?? modelDir;
+    const headDir = listOf(config.adapter_name_or_path).at(-1) ?? modelDir;
     const saved = ValueHead.load(headDir, model.config.hiddenSize);
     const head = saved ?? ValueHead.init(model.config.hiddenSize, setup.args.seed);
     log(saved ? `Value head loaded from ${headDir}.` : 'Value head initialized (v_head.summary: Linear(hidden_size, 1)).');

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { SessionOptions } from '@tunekit/graph';
-import { TunekitError, type ResolvedConfig } from '@tunekit/kernel';
+import { listOf, TunekitError, type ResolvedConfig } from '@tunekit/kernel';
 import { CausalLM, LoraAdapter } from '@tunekit/models';
 import { ValueHead } from '@tunekit/plugin-preference';
 import type { RolloutRows } from './batches';
@@ -13,11 +13,6 @@ export interface RewardModel {
   /** One score per row: the reward model's value head at the row's last token, or the endpoint's score. */
   score(rows: RolloutRows, texts: readonly string[]): Promise<number[]>;
   release(): Promise<void>;
-}
-
-function list(value: unknown): string[] {
-  if (value === undefined || value === null) return [];
-  return Array.isArray(value) ? value.map(String) : String(value).split(',').map((item) => item.trim()).filter(Boolean);
 }
 
 function headOf(dir: string, hiddenSize: number, key: string): ValueHead {
@@ -119,7 +114,7 @@ export async function setUpRewardModel(config: ResolvedConfig, policy: CausalLM,
       throw new TunekitError(`reward_model: ${where} is not a model folder (no config.json). With reward_model_type: full it is a model folder (a stage rm run with finetuning_type: full, or a base with reward_model_adapters); for an rm adapter set reward_model_type: lora.`);
     }
     const rewardModel = CausalLM.load(where, { log });
-    const adapters = list(config.reward_model_adapters);
+    const adapters = listOf(config.reward_model_adapters);
     for (const adapter of adapters) LoraAdapter.load(adapter, rewardModel).apply(rewardModel, { trainable: false });
     const headDir = adapters.at(-1) ?? where;
     const head = headOf(headDir, rewardModel.config.hiddenSize, adapters.length ? 'reward_model_adapters' : 'reward_model');

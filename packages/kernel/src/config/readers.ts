@@ -34,3 +34,10 @@ export function readList(value: unknown): unknown {
   if (Array.isArray(value)) return value.map((item) => (typeof item === 'string' ? item.trim() : item));
   return nullToUndefined(value);
 }
+
+/** A list-valued key's names as strings (`readList`'s spellings); nothing set gives []. */
+export function listOf(value: unknown): string[] {
+  const read = readList(value);
+  if (read === undefined) return [];
+  return Array.isArray(read) ? read.map(String) : [String(read)];
+}

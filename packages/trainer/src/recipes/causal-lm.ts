@@ -26,7 +26,8 @@ import { CausalLM, createRandomModel, quantizationSettings, quantize, readModelC
 import { loadTokenizer, type HfTokenizer } from '@tunekit/tokenizer';
 import { saveMetrics } from '../outputs/metrics';
 import { trainingArgumentsFrom, type TrainingArguments } from '../train/args';
-import { Trainer, type TrainerOptions } from '../train/trainer';
+import { Trainer, type TrainerOptions, type TrainOutput } from '../train/trainer';
+import type { Metrics } from '../outputs/metrics';
 
 /** The chat template of a run: `template`, or the tokenizer's own chat template, or `empty`, as LLaMA-Factory picks. */
 export function resolveTemplate(run: DependencyContainer, config: ResolvedConfig, tokenizer: HfTokenizer): Template {
@@ -126,7 +127,7 @@ export function trainingMachinery(run: DependencyContainer, config: ResolvedConf
  * `predict`); a recipe without prediction says so.
  */
 export async function trainAndEvaluate(
-  trainer: Pick<Trainer<object>, 'train' | 'evaluate'>,
+  trainer: { train(): Promise<TrainOutput>; evaluate(): Promise<Metrics> },
   config: ResolvedConfig,
   args: TrainingArguments,
   log: (line: string) => void,
@@ -139,7 +140,12 @@ export async function trainAndEvaluate(
   if (config.do_eval === true) {
     const metrics = await trainer.evaluate();
     saveMetrics(args.outputDir, 'eval', metrics);
-    log(`eval_loss ${metrics.eval_loss.toFixed(4)}${metrics.eval_accuracy !== undefined ? `, eval_accuracy ${metrics.eval_accuracy.toFixed(4)}` : ''}`);
+    log(
+      Object.entries(metrics)
+        .filter(([key]) => !/_(runtime|per_second)$/.test(key))
+        .map(([key, value]) => `${key} ${value.toFixed(4)}`)
+        .join(', '),
+    );
   }
   if (config.do_predict === true) {
     if (!predict) throw new NotBuiltError(`Batch prediction (do_predict) for stage ${String(config.stage)}`);

@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import type { Batch, CollateOptions, FeedbackExample, PairwiseExample } from '@tunekit/data';
-import { LOSS, resolveContribution, TunekitError, type DependencyContainer, type ResolvedConfig, type Stage, type StageContext, type Tuner } from '@tunekit/kernel';
+import { listOf, LOSS, resolveContribution, TunekitError, type DependencyContainer, type ResolvedConfig, type Stage, type StageContext, type Tuner } from '@tunekit/kernel';
 import { CausalLM, LoraAdapter } from '@tunekit/models';
 import {
   loadEncoder,
@@ -35,25 +35,27 @@ function collateOptions(config: ResolvedConfig, tokenizer: { padTokenId?: number
   return { padTokenId: tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0, ignorePadTokenForLoss: config.ignore_pad_token_for_loss !== false };
 }
 
-function list(value: unknown): string[] {
-  if (value === undefined || value === null) return [];
-  return Array.isArray(value) ? value.map(String) : String(value).split(',').map((item) => item.trim()).filter(Boolean);
+/**
+ * The frozen reference model LLaMA-Factory sets up, or undefined when a LoRA policy serves as its own reference with
+ * its adapters disabled (no `ref_model`): `ref_model` with `ref_model_adapters` applied, or a copy of the base model.
+ * Preference and RL stages score it in a session of its own.
+ */
+export function frozenReferenceModel(config: ResolvedConfig, tuner: Tuner, log: (line: string) => void): { model: CausalLM; description: string } | undefined {
+  const refModel = typeof config.ref_model === 'string' ? config.ref_model : undefined;
+  if (refModel === undefined && tuner.addsAdapters) return undefined;
+  const dir = refModel ?? String(config.model_name_or_path);
+  const model = CausalLM.load(dir, { log });
+  const adapters = listOf(config.ref_model_adapters);
+  for (const adapter of adapters) LoraAdapter.load(adapter, model).apply(model, { trainable: false });
+  const description = refModel ? `ref_model ${refModel}${adapters.length ? ` with the adapters ${adapters.join(', ')}` : ''}` : `a frozen copy of ${dir}`;
+  return { model, description: `${description}, in a session of its own` };
 }
 
-/**
- * The reference model, as LLaMA-Factory sets it up: without `ref_model`, a LoRA policy's reference is the same model
- * with its adapters disabled (in the policy's graph); otherwise a frozen model, `ref_model` (with
- * `ref_model_adapters` applied) or a copy of the base model, in a session of its own.
- */
+/** The reference model of a preference stage: the frozen one, or the policy with its adapters disabled. */
 async function setUpReference(config: ResolvedConfig, policy: CausalLM, tuner: Tuner, session: SessionOptions, log: (line: string) => void): Promise<ReferenceModel> {
-  const refModel = typeof config.ref_model === 'string' ? config.ref_model : undefined;
-  if (refModel === undefined && tuner.addsAdapters) return adapterFreeReference(policy);
-  const dir = refModel ?? String(config.model_name_or_path);
-  const frozen = CausalLM.load(dir, { log });
-  const adapters = list(config.ref_model_adapters);
-  for (const adapter of adapters) LoraAdapter.load(adapter, frozen).apply(frozen, { trainable: false });
-  const what = refModel ? `ref_model ${refModel}${adapters.length ? ` with the adapters ${adapters.join(', ')}` : ''}` : `a frozen copy of ${dir}`;
-  return FrozenReference.create(frozen, { session, description: `${what}, in a session of its own` });
+  const frozen = frozenReferenceModel(config, tuner, log);
+  if (!frozen) return adapterFreeReference(policy);
+  return FrozenReference.create(frozen.model, { session, description: frozen.description });
 }
 
 /** How a preference stage lays out its batches and which objective reads them. */
@@ -140,7 +142,7 @@ export class RewardModelRecipe implements Stage {
 
     // Model and tuner; the value head from the last adapter or the model folder if saved there, else a fresh one.
     const { model, modelDir, tuner } = setUpModel(run, config, log, encoder.tokenizer);
-    const headDir = list(config.adapter_name_or_path).at(-1) ?? modelDir;
+    const headDir = listOf(config.adapter_name_or_path).at(-1) ?? modelDir;
     const saved = ValueHead.load(headDir, model.config.hiddenSize);
     const head = saved ?? ValueHead.init(model.config.hiddenSize, Number(config.seed ?? 42));
     log(saved ? `Value head loaded from ${headDir}.` : 'Value head initialized (v_head.summary: Linear(hidden_size, 1)).');
