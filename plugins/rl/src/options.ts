@@ -44,7 +44,7 @@ export const RL_DEFAULTS = {
 } as const;
 
 /** A list written as YAML list, comma-separated string or (ms-swift's CLI) space-separated string. */
-function readList(value: unknown): unknown {
+function readSpacedList(value: unknown): unknown {
   const v = nullToUndefined(value);
   if (typeof v === 'string') return v.split(/[\s,]+/).filter(Boolean);
   return v;
@@ -84,8 +84,8 @@ const grpoShape = {
   epsilon_high: optionalNumber(z.number().gt(0), 'GRPO: upper clip range (default epsilon).'),
   beta: number(z.number().min(0), RL_DEFAULTS.beta, 'GRPO: weight of the KL term to the reference model (0: no reference model).'),
   loss_type: z.preprocess(nullToUndefined, z.enum(['grpo', 'bnpo', 'dr_grpo']).default('grpo')).describe('GRPO: how token losses are averaged: grpo (per completion, then over completions), bnpo (over all tokens), dr_grpo (over rows x max_completion_length).'),
-  reward_funcs: z.preprocess(readList, z.array(z.string().min(1)).default([])).describe('GRPO: reward functions (reward-function ids): accuracy, format, cosine, repetition, soft_overlong, or a plugin\'s.'),
-  reward_weights: z.preprocess(readList, z.array(z.preprocess(readNumber, z.number())).optional()).describe('GRPO: one weight per reward function (default 1 each).'),
+  reward_funcs: z.preprocess(readSpacedList, z.array(z.string().min(1)).default([])).describe('GRPO: reward functions (reward-function ids): accuracy, format, cosine, repetition, soft_overlong, or a plugin\'s.'),
+  reward_weights: z.preprocess(readSpacedList, z.array(z.preprocess(readNumber, z.number())).optional()).describe('GRPO: one weight per reward function (default 1 each).'),
   cosine_min_len_value_wrong: number(z.number(), RL_DEFAULTS.cosine_min_len_value_wrong, 'cosine reward: value of a wrong answer of length 0.'),
   cosine_max_len_value_wrong: number(z.number(), RL_DEFAULTS.cosine_max_len_value_wrong, 'cosine reward: value of a wrong answer of the maximum length.'),
   cosine_min_len_value_correct: number(z.number(), RL_DEFAULTS.cosine_min_len_value_correct, 'cosine reward: value of a correct answer of length 0.'),
